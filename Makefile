@@ -1,0 +1,45 @@
+# The two commands: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+
+.PHONY: run test test-mariadb lint bench browser clean
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## make run: SQLite in instance/, demo sign-in on, http://127.0.0.1:5000
+run: $(STAMP)
+	DISCUX_DEV_LOGIN=1 $(BIN)/flask --app app db upgrade
+	DISCUX_DEV_LOGIN=1 $(BIN)/flask --app app run --host 127.0.0.1 --port 5000
+
+## Debian's Chromium for Playwright (never a downloaded browser build).
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-color-emoji; \
+	fi
+
+## make test: everything, on SQLite (set DISCUX_TEST_DATABASE_URL for MariaDB/MySQL).
+test: $(DEV_STAMP) browser
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+test-mariadb: $(DEV_STAMP) browser
+	DISCUX_TEST_DATABASE_URL="mysql+pymysql://root@127.0.0.1:3306/test" $(BIN)/pytest
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

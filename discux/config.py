@@ -1,0 +1,135 @@
+"""Configuration read from the environment (and a `.env` file when present)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (got {value!r})")
+
+
+def _positive_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds (got {value!r})") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be greater than 0 (got {value!r})")
+    return number
+
+
+def _pair(prefix: str) -> tuple[str | None, str | None]:
+    """OAuth client id/secret: both or neither, so a half-configured provider fails loudly."""
+    client_id = os.environ.get(f"{prefix}_CLIENT_ID") or None
+    client_secret = os.environ.get(f"{prefix}_CLIENT_SECRET") or None
+    if bool(client_id) != bool(client_secret):
+        missing = f"{prefix}_CLIENT_SECRET" if client_id else f"{prefix}_CLIENT_ID"
+        raise ConfigError(f"{missing} is not set but its partner is: set both or neither")
+    return client_id, client_secret
+
+
+def _database_url(instance_path: Path) -> str:
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance_path / 'discux.db'}"
+    scheme = urlsplit(url).scheme
+    if scheme not in {"sqlite", "mysql+pymysql", "mariadb+pymysql"}:
+        raise ConfigError(
+            f"DATABASE_URL must start with sqlite:// or mysql+pymysql:// (got {scheme or url!r})"
+        )
+    if scheme != "sqlite" and "charset=" not in url:
+        url += ("&" if "?" in url else "?") + "charset=utf8mb4"
+    return url
+
+
+def _secret_key(instance_path: Path, dev_login: bool) -> str:
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        if len(key) < 16:
+            raise ConfigError("SECRET_KEY is too short: use at least 16 random characters")
+        return key
+    if not dev_login:
+        raise ConfigError(
+            'SECRET_KEY is not set: export SECRET_KEY="$(python3 -c '
+            "'import secrets; print(secrets.token_hex(32))')\""
+        )
+    # Demo mode on a laptop: keep one generated key so restarts don't sign everyone out.
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def load_config(instance_path: Path) -> dict:
+    """Build the Flask config from the environment, raising ConfigError on a bad setting."""
+    dev_login = _flag("DISCUX_DEV_LOGIN")
+    base_url = os.environ.get("DISCUX_BASE_URL", "").rstrip("/") or None
+    if base_url and urlsplit(base_url).scheme not in {"http", "https"}:
+        raise ConfigError(f"DISCUX_BASE_URL must start with http:// or https:// (got {base_url!r})")
+    github = _pair("DISCUX_GITHUB")
+    google = _pair("DISCUX_GOOGLE")
+    oidc = _pair("DISCUX_OIDC")
+    oidc_issuer = os.environ.get("DISCUX_OIDC_ISSUER") or None
+    if oidc[0] and not oidc_issuer:
+        raise ConfigError("DISCUX_OIDC_ISSUER is not set but DISCUX_OIDC_CLIENT_ID is")
+    smtp_url = os.environ.get("DISCUX_SMTP_URL") or None
+    if smtp_url and urlsplit(smtp_url).scheme not in {"smtp", "smtps", "smtp+starttls"}:
+        raise ConfigError("DISCUX_SMTP_URL must look like smtp://user:pass@host:587")
+    llm_base_url = os.environ.get("DISCUX_LLM_BASE_URL") or None
+    if llm_base_url and urlsplit(llm_base_url).scheme not in {"http", "https"}:
+        raise ConfigError(f"DISCUX_LLM_BASE_URL must be an http(s) URL (got {llm_base_url!r})")
+    redis_url = os.environ.get("DISCUX_REDIS_URL") or None
+    if redis_url and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError(f"DISCUX_REDIS_URL must start with redis:// (got {redis_url!r})")
+    secure = bool(base_url and base_url.startswith("https://"))
+    return {
+        "SECRET_KEY": _secret_key(instance_path, dev_login),
+        "SQLALCHEMY_DATABASE_URI": _database_url(instance_path),
+        "DISCUX_BASE_URL": base_url,
+        "DISCUX_DEV_LOGIN": dev_login,
+        "DISCUX_REDIS_URL": redis_url,
+        "DISCUX_GITHUB_CLIENT_ID": github[0],
+        "DISCUX_GITHUB_CLIENT_SECRET": github[1],
+        "DISCUX_GOOGLE_CLIENT_ID": google[0],
+        "DISCUX_GOOGLE_CLIENT_SECRET": google[1],
+        "DISCUX_OIDC_NAME": os.environ.get("DISCUX_OIDC_NAME") or "Single sign-on",
+        "DISCUX_OIDC_ISSUER": oidc_issuer.rstrip("/") if oidc_issuer else None,
+        "DISCUX_OIDC_CLIENT_ID": oidc[0],
+        "DISCUX_OIDC_CLIENT_SECRET": oidc[1],
+        "DISCUX_SMTP_URL": smtp_url,
+        "DISCUX_MAIL_FROM": os.environ.get("DISCUX_MAIL_FROM") or "discux@localhost",
+        "DISCUX_LLM_BASE_URL": llm_base_url,
+        "DISCUX_LLM_API_KEY": os.environ.get("DISCUX_LLM_API_KEY") or None,
+        "DISCUX_LLM_MODEL": os.environ.get("DISCUX_LLM_MODEL") or None,
+        "DISCUX_LLM_TIMEOUT": _positive_float("DISCUX_LLM_TIMEOUT", 30.0),
+        # GitHub's endpoints, overridable so tests can point them at a local provider.
+        "DISCUX_GITHUB_OAUTH_BASE": "https://github.com",
+        "DISCUX_GITHUB_API_BASE": "https://api.github.com/",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": secure,
+        "DISCUX_COOKIE_SECURE": secure,
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_recycle": 3600},
+    }
