@@ -1,0 +1,1 @@
+"""Rooms: creating and running them, their people, agents, settings and invitations."""
