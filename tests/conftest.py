@@ -131,6 +131,23 @@ def runner(app):
     return app.test_cli_runner()
 
 
+CSRF_IN_PAGE = re.compile(r'"X-CSRFToken": "([^"]+)"')
+
+
+@pytest.fixture
+def csrf_token(client):
+    """`csrf_token(test_client=client)` → a CSRF token valid for that client's session, read
+    from a real page the way a browser would."""
+
+    def _token(test_client=None):
+        html = (test_client or client).get("/").get_data(as_text=True)
+        match = CSRF_IN_PAGE.search(html)
+        assert match, "no CSRF token on the page"
+        return match.group(1)
+
+    return _token
+
+
 @pytest.fixture
 def ctx(app):
     """An application context for calling domain functions and factories directly."""

@@ -1,0 +1,1 @@
+"""Messages of a room: posting, mentions, history, rendering."""
