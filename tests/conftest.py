@@ -186,6 +186,7 @@ def make_user(app):
     def _make(**fields):
         with app.app_context():
             user = factories.create_user(**fields)
+            db.session.refresh(user)  # load every column before detaching
             db.session.expunge(user)
             return user
 
