@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 import sqlalchemy as sa
 from flask import Flask
+from flask.cli import AppGroup
 
 from discux import plans
 from discux.auth.accounts import user_by_email
@@ -12,7 +13,7 @@ from discux.errors import DiscuxError
 from discux.extensions import db
 from discux.models import PLANS, User
 
-users_cli = click.Group("users", help="Manage user accounts.")
+users_cli = AppGroup("users", help="Manage user accounts.")
 
 
 @users_cli.command("set-plan")

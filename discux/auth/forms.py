@@ -7,18 +7,21 @@ EMAIL_SHAPE = Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$", message="Enter a valid emai
 
 
 class DemoSignInForm(FlaskForm):
+    # Distinct ids: both sign-in forms share the page and each label must find its own input.
     email = EmailField(
         "Email",
+        id="demo-email",
         validators=[DataRequired("Enter an email address."), EMAIL_SHAPE,
                     Length(max=255)],
     )
-    name = StringField("Name", validators=[Length(max=255)])
+    name = StringField("Name", id="demo-name", validators=[Length(max=255)])
     next = HiddenField()
 
 
 class EmailLinkForm(FlaskForm):
     email = EmailField(
         "Email",
+        id="link-email",
         validators=[DataRequired("Enter an email address."), EMAIL_SHAPE,
                     Length(max=255)],
     )

@@ -1,0 +1,85 @@
+"""Layout, error pages and the security headers every page carries."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+
+def test_pages_have_real_titles(client, make_user, login):
+    assert "<title>Sign in · Discux</title>" in client.get("/login").get_data(as_text=True)
+    login(make_user(name="Ana"))
+    assert "<title>Dashboard · Discux</title>" in client.get("/").get_data(as_text=True)
+    assert "<title>Settings · Discux</title>" in client.get("/settings").get_data(as_text=True)
+
+
+def test_dashboard_has_empty_states(client, make_user, login):
+    login(make_user())
+    page = client.get("/").get_data(as_text=True)
+    assert "You are not in any room yet." in page
+    assert "Nothing yet." in page
+
+
+def test_unknown_page_is_a_styled_404(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    page = response.get_data(as_text=True)
+    assert "<title>Not found · Discux</title>" in page
+    assert "Back to Discux" in page
+
+
+def test_json_clients_get_json_errors(client):
+    response = client.get("/no/such/page", headers={"Accept": "application/json"})
+    assert response.status_code == 404
+    assert response.json == {"error": {"code": "not_found", "message": response.json["error"][
+        "message"]}}
+    assert "nothing here" in response.json["error"]["message"]
+
+
+def test_oversized_request_body_is_refused(client, csrf_token):
+    response = client.post("/login/email", data={"email": "a" * (1024 * 1024 + 10),
+                                                 "csrf_token": csrf_token()})
+    assert response.status_code == 413
+    assert "1 MB" in response.get_data(as_text=True)
+
+
+def test_server_error_page_rolls_back_and_explains(make_app):
+    app = make_app()
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("kaboom")
+
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    page = response.get_data(as_text=True)
+    assert "Something went wrong" in page and "kaboom" not in page
+
+
+@pytest.mark.parametrize("path", ["/", "/login", "/no/such/page"])
+def test_security_headers(client, path):
+    response = client.get(path)
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(
+        ";")[0]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_pages_carry_no_inline_script(client, make_user, login):
+    login(make_user())
+    for path in ("/", "/settings"):
+        html = client.get(path).get_data(as_text=True)
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
+        assert not re.search(r"\son[a-z]+=", html)
+
+
+def test_static_assets_are_vendored_not_from_a_cdn(client):
+    html = client.get("/login").get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html)
+    assert assets and all(a.startswith("/static/") for a in assets)
+    for asset in assets:
+        assert client.get(asset).status_code == 200
