@@ -96,11 +96,15 @@ def _tune_connections(engine) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from discux.auth.routes import bp as auth_bp
+    from discux.invitations.routes import bp as invitations_bp
     from discux.main.routes import bp as main_bp
+    from discux.rooms.routes import bp as rooms_bp
     from discux.settings.routes import bp as settings_bp
 
     for blueprint in (main_bp, auth_bp, settings_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(rooms_bp)
+    app.register_blueprint(invitations_bp)
 
 
 def _register_template_helpers(app: Flask) -> None:

@@ -31,7 +31,22 @@ ACTIVE_RULES: dict[str, frozenset[str]] = {
     "export": EVERYONE,
 }
 # An archived room is read-only: only these still work.
-ARCHIVED_ACTIONS = frozenset({"view", "archive", "delete_room", "leave", "export", "edit_room"})
+ARCHIVED_ACTIONS = frozenset({"view", "archive", "delete_room", "leave", "export"})
+
+# What a member who may not do an action is told (a non-member is told nothing: 404).
+REFUSALS: dict[str, str] = {
+    "add_agent": "Only the owner and admins may add agents to this room.",
+    "remove_agent": "Only the owner and admins may remove agents from this room.",
+    "invite": "Only the owner and admins may invite people to this room.",
+    "manage_members": "Only the owner and admins may change roles or remove members.",
+    "edit_settings": "Only the owner and admins may change this room's settings.",
+    "edit_room": "Only the owner and admins may edit this room.",
+    "archive": "Only the owner and admins may archive or unarchive this room.",
+    "delete_room": "Only the room's owner may delete it.",
+    "transfer_ownership": "Only the room's owner may transfer ownership.",
+    "leave": "You own this room: transfer ownership to someone else before leaving.",
+}
+ARCHIVED_REFUSAL = "This room is archived, so it is read-only. Unarchive it to make changes."
 
 
 def membership(user: User | None, room_id: str) -> RoomParticipant | None:
@@ -56,3 +71,25 @@ def can(participant: RoomParticipant | None, action: str, room: Room) -> bool:
     if action == "add_agent" and participant.role == "member":
         return bool(room.settings and room.settings.allow_agent_creation)
     return participant.role in ACTIVE_RULES[action]
+
+
+def can_manage(actor: RoomParticipant | None, target: RoomParticipant, room: Room) -> bool:
+    """May `actor` change the role of, or remove, `target`? The owner manages everyone else;
+    an admin manages plain members; nobody manages themselves (they leave instead)."""
+    if not can(actor, "manage_members", room) or target.room_id != room.id:
+        return False
+    if target.user_id == actor.user_id or target.role == "owner":
+        return False
+    return actor.role == "owner" or target.role == "member"
+
+
+def allowed_actions(participant: RoomParticipant | None, room: Room) -> dict[str, bool]:
+    """Every action's answer at once, for templates (which show, never decide)."""
+    return {action: can(participant, action, room) for action in ACTIVE_RULES}
+
+
+def refusal(action: str, room: Room) -> str:
+    """The sentence a member is shown when `can()` said no to `action`."""
+    if not room.is_active and action not in ARCHIVED_ACTIONS:
+        return ARCHIVED_REFUSAL
+    return REFUSALS.get(action, "You don't have permission to do that in this room.")

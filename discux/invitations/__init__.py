@@ -1,0 +1,1 @@
+"""Invitation links into a room: create, list, revoke, accept, purge."""

@@ -1,0 +1,145 @@
+"""What the room page shows beside the chat: people, agents, settings, invitations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import render_template
+from wtforms.fields.choices import SelectChoice
+
+from discux.extensions import db
+from discux.invitations.forms import InviteForm
+from discux.invitations.service import invitations_for, status_of
+from discux.messages.history import chat_context
+from discux.models import Agent, Room, RoomAgent, RoomInvitation, RoomParticipant, User
+from discux.rooms.forms import AddAgentForm, RoomForm, SettingsForm, TransferForm
+from discux.rooms.permissions import allowed_actions, can_manage
+from discux.rooms.service import agents_user_may_add
+
+ROLE_ORDER = {"owner": 0, "admin": 1, "member": 2}
+
+
+@dataclass(frozen=True)
+class PersonRow:
+    participant: RoomParticipant
+    user: User
+    manageable: bool  # may the viewer change this person's role or remove them
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    room_agent: RoomAgent
+    agent: Agent
+    added_by: User | None
+
+
+@dataclass(frozen=True)
+class InvitationRow:
+    invitation: RoomInvitation
+    status: str
+    inviter: User | None
+
+
+def people_of(room: Room, viewer: RoomParticipant) -> list[PersonRow]:
+    rows = db.session.execute(
+        sa.select(RoomParticipant, User)
+        .join(User, User.id == RoomParticipant.user_id)
+        .where(RoomParticipant.room_id == room.id)
+    ).all()
+    people = [PersonRow(p, user, can_manage(viewer, p, room)) for p, user in rows]
+    return sorted(
+        people, key=lambda row: (ROLE_ORDER.get(row.participant.role, 9),
+                                 row.user.display_name.lower())
+    )
+
+
+def agents_of(room: Room) -> list[AgentRow]:
+    added_by = sa.orm.aliased(User)
+    rows = db.session.execute(
+        sa.select(RoomAgent, Agent, added_by)
+        .join(Agent, Agent.id == RoomAgent.agent_id)
+        .outerjoin(added_by, added_by.id == RoomAgent.added_by)
+        .where(RoomAgent.room_id == room.id)
+        .order_by(RoomAgent.added_at, RoomAgent.id)
+    ).all()
+    return [AgentRow(ra, agent, user) for ra, agent, user in rows]
+
+
+def addable_agents(room: Room, user: User) -> list[Agent]:
+    """The viewer's own agents and public ones that are not in the room yet."""
+    in_room = sa.select(RoomAgent.agent_id).where(RoomAgent.room_id == room.id)
+    return list(
+        db.session.scalars(
+            sa.select(Agent)
+            .where(agents_user_may_add(user), Agent.id.not_in(in_room))
+            .order_by((Agent.created_by == user.id).desc(), Agent.name)
+        )
+    )
+
+
+def invitation_rows(room: Room) -> list[InvitationRow]:
+    invitations = invitations_for(room)
+    inviters = {
+        user.id: user
+        for user in db.session.scalars(
+            sa.select(User).where(User.id.in_({i.invited_by for i in invitations}))
+        )
+    } if invitations else {}
+    return [InvitationRow(i, status_of(i), inviters.get(i.invited_by)) for i in invitations]
+
+
+def invitations_context(room: Room, participant: RoomParticipant, invite_form=None,
+                        new_invite_link: str | None = None) -> dict:
+    """The invitations section on its own (re-rendered alone for htmx requests)."""
+    allowed = allowed_actions(participant, room)
+    return {
+        "room": room,
+        "allowed": allowed,
+        "invitations": invitation_rows(room) if allowed["invite"] else [],
+        "invite_form": invite_form or InviteForm(formdata=None),
+        "new_invite_link": new_invite_link,
+    }
+
+
+def room_page_context(room: Room, participant: RoomParticipant, **overrides) -> dict:
+    """Everything templates/rooms/show.html needs; `overrides` carry forms with errors."""
+    user = participant.user
+    people = people_of(room, participant)
+    allowed = allowed_actions(participant, room)
+    agents = agents_of(room)
+    add_agent_form = overrides.pop("add_agent_form", None) or AddAgentForm(formdata=None)
+    add_agent_form.agent_id.choices = [
+        SelectChoice(agent.id, f"{agent.emoji} {agent.name}",
+                     optgroup="Your agents" if agent.created_by == user.id else "Public agents")
+        for agent in (addable_agents(room, user) if allowed["add_agent"] else [])
+    ]
+    transfer_form = overrides.pop("transfer_form", None) or TransferForm(formdata=None)
+    transfer_form.new_owner_id.choices = [
+        SelectChoice(row.user.id, row.user.display_name) for row in people
+        if row.participant.role != "owner"
+    ]
+    context = {
+        "room": room,
+        "participant": participant,
+        "allowed": allowed,
+        "people": people,
+        "agents": agents,
+        "settings": room.settings,
+        "settings_form": SettingsForm(formdata=None, obj=room.settings),
+        "edit_form": RoomForm(formdata=None, obj=room),
+        "add_agent_form": add_agent_form,
+        "transfer_form": transfer_form,
+        "chat": chat_context(room, participant),
+    }
+    context.update(invitations_context(
+        room, participant, overrides.pop("invite_form", None),
+        overrides.pop("new_invite_link", None),
+    ))
+    context.update(overrides)
+    return context
+
+
+def render_room(room: Room, participant: RoomParticipant, status: int = 200, **overrides):
+    """The room page, with any forms that failed shown beside their errors."""
+    return render_template("rooms/show.html", **room_page_context(room, participant, **overrides)), status
