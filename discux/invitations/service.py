@@ -149,7 +149,7 @@ def accept_invitation(user: User, token: str) -> Room:
         try:
             return _accept_once(user, token)
         except sa.exc.OperationalError:
-            # SQLite refuses a write whose read snapshot another writer has just outdated;
+            # The database gave up waiting on a lock (timeout, deadlock, busy SQLite):
             # read again and decide on what is committed now.
             db.session.rollback()
             if attempt:
