@@ -2,12 +2,13 @@
 
 from discux.models.agents import STYLES, Agent
 from discux.models.auth import PLANS, Account, ApiToken, Session, User, VerificationToken
+from discux.models.briefs import BRIEF_SOURCES, RoomBrief
 from discux.models.invitations import RoomInvitation
 from discux.models.messages import MESSAGE_TYPES, Message, MessageMention
 from discux.models.rooms import ROLES, Room, RoomAgent, RoomParticipant, RoomSettings
 
 __all__ = [
-    "MESSAGE_TYPES", "PLANS", "ROLES", "STYLES",
+    "BRIEF_SOURCES", "MESSAGE_TYPES", "PLANS", "ROLES", "STYLES",
     "Account", "Agent", "ApiToken", "Message", "MessageMention", "Room", "RoomAgent",
-    "RoomInvitation", "RoomParticipant", "RoomSettings", "Session", "User", "VerificationToken",
+    "RoomBrief", "RoomInvitation", "RoomParticipant", "RoomSettings", "Session", "User", "VerificationToken",
 ]

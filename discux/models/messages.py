@@ -54,6 +54,8 @@ class Message(db.Model):
     humans_only: Mapped[bool] = mapped_column(
         sa.Boolean, default=False, server_default=sa.false()
     )
+    # JSON: what an agent was sent for this reply (message ids, brief version, token estimate).
+    context_receipt: Mapped[str | None] = mapped_column(Text)
 
     mentions = db.relationship(
         "MessageMention", cascade="all, delete-orphan", passive_deletes=True, lazy="selectin"
