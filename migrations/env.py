@@ -40,8 +40,11 @@ target_db = current_app.extensions['migrate'].db
 
 
 def include_object(object, name, type_, reflected, compare_to):
-    # SQLite's FTS5 table and its shadow tables are kept by hand in the migrations.
-    return not (type_ == "table" and name.startswith("messages_fts"))
+    # SQLite's FTS5 table and its shadow tables are kept by hand in the migrations,
+    # and so is MySQL's FULLTEXT index (SQLite uses FTS5 instead).
+    if type_ == "table" and name.startswith("messages_fts"):
+        return False
+    return not (type_ == "index" and name == "idx_content")
 
 
 def get_metadata():

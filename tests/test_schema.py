@@ -213,7 +213,7 @@ def test_migrations_upgrade_downgrade_upgrade(tmp_path, database_url):
         scratch = f"sqlite:///{tmp_path / 'migrations.db'}"
     try:
         steps = (["db", "upgrade"], ["db", "downgrade", "base"], ["db", "upgrade"],
-                 ["db", "downgrade", "-1"], ["db", "upgrade"], ["db", "check"])
+                 ["db", "downgrade", "0001"], ["db", "upgrade"], ["db", "check"])
         for step in steps:
             result = _flask(step, scratch, tmp_path)
             # `db check` fails when the models and the migrations disagree.
