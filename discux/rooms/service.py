@@ -15,6 +15,7 @@ from discux import plans
 from discux.errors import DiscuxError, Forbidden, LimitReached
 from discux.extensions import db
 from discux.models import Agent, Message, Room, RoomAgent, RoomParticipant, RoomSettings, User
+from discux.realtime import close_sockets
 from discux.rooms.permissions import can, can_manage, membership, refusal
 
 NAME_MAX = 200
@@ -133,8 +134,10 @@ def unarchive_room(actor: User, room: Room) -> None:
 def delete_room(actor: User, room: Room) -> None:
     """Delete the room and everything in it (messages, agents list, people, invitations)."""
     require_participant(actor, room, "delete_room")
-    db.session.execute(sa.delete(Room).where(Room.id == room.id))
+    room_id = room.id
+    db.session.execute(sa.delete(Room).where(Room.id == room_id))
     db.session.commit()
+    close_sockets(room_id, reason="This room was deleted.")
 
 
 def update_settings(
@@ -253,6 +256,7 @@ def remove_member(actor: User, room: Room, user_id: str) -> None:
         raise Forbidden(_manage_refusal(participant, target))
     db.session.delete(target)
     db.session.commit()
+    close_sockets(room.id, user_id)
 
 
 def _manage_refusal(actor: RoomParticipant, target: RoomParticipant) -> str:
@@ -311,6 +315,7 @@ def leave_room(actor: User, room: Room) -> None:
     participant = require_participant(actor, room, "leave")
     db.session.delete(participant)
     db.session.commit()
+    close_sockets(room.id, actor.id, reason="You left this room.")
 
 
 @dataclass(frozen=True)
