@@ -21,7 +21,7 @@ ROUNDS = 6
 RACERS = 3
 
 
-def browser_session(app, live_server, user) -> requests.Session:
+def browser_session(app, user) -> requests.Session:
     """A `requests` session signed in as `user` through a real Session row."""
     with app.app_context():
         raw_token = factories.create_session_token(user.id)
@@ -47,7 +47,7 @@ def test_exactly_one_of_several_simultaneous_accepts_joins(app, live_server, mak
         url = f"{live_server.url}/invite/{token}"
         racers = []
         for _ in range(RACERS):
-            session = browser_session(app, live_server, make_user())
+            session = browser_session(app, make_user())
             page = session.get(url, timeout=10)
             assert page.status_code == 200 and "Join room" in page.text
             racers.append((session, CSRF.search(page.text).group(1)))
