@@ -1,0 +1,387 @@
+"""Running agent turns: one room at a time in order, off the request thread, within budgets.
+
+Each user message that mentions agents starts a *generation*: its mentioned agents answer in
+turn, each seeing the replies before it. A reply that @mentions another room agent hands the
+turn over (at most MAX_HANDOVERS times, MAX_REPLIES replies per user message). A newer user
+message, or Stop, cancels the generation: queued turns are dropped and a reply being streamed
+stops where it is (kept, marked "stopped"). Rooms run in a bounded thread pool; turns of one
+room never overlap, so two agents never interleave rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import Flask, current_app, render_template
+
+from discux.agents.styles import style_for
+from discux.discussion.context import build_prompt
+from discux.discussion.summaries import maybe_auto_summarize, summarize_room
+from discux.extensions import db
+from discux.ids import new_id, utcnow
+from discux.llm.base import LLMError, mean_probability
+from discux.llm.registry import get_provider
+from discux.messages.mentions import resolve_mentions
+from discux.messages.service import (
+    post_system_message,
+    publish_message_completed,
+    publish_message_created,
+    publish_message_delta,
+    render_markdown,
+    room_agents,
+)
+from discux.models import Agent, Message, Room
+from discux.realtime import publish
+
+log = logging.getLogger(__name__)
+
+MAX_HANDOVERS = 3
+MAX_REPLIES = 10
+CONTINUE_GRANT = 3
+AGENT_REPLIES_PER_MINUTE = 10
+DELTA_INTERVAL = 0.05  # ≤ 20 socket updates a second per streaming reply
+EXTENSION_KEY = "discux.discussion"
+
+
+@dataclass
+class Generation:
+    """The work one user message set off, with its budget and its cancel switch."""
+
+    trigger_id: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    replies: int = 0
+    handovers: int = 0
+    handover_limit: int = MAX_HANDOVERS
+    reply_limit: int = MAX_REPLIES
+    planned: int = 0
+
+
+@dataclass
+class Turn:
+    kind: str  # "reply" | "summary"
+    generation: Generation
+    agent_id: str | None = None
+    handed_over_by: str | None = None
+    requested_by: str | None = None
+
+
+class RoomRunner:
+    """The queue of one room: turns run one after another, never two at once."""
+
+    def __init__(self, room_id: str):
+        self.room_id = room_id
+        self.lock = threading.Lock()
+        self.queue: deque[Turn] = deque()
+        self.generation: Generation | None = None
+        self.active = False
+        # Agents asked to answer after the budget ran out: "Continue" lets them.
+        self.waiting: list[str] = []
+        self.idle = threading.Event()
+        self.idle.set()
+
+
+class Engine:
+    """One per app: the room runners and the worker pool they share."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        workers = int(app.config.get("DISCUX_AGENT_WORKERS", 4))
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="discux-agent")
+        self.runners: dict[str, RoomRunner] = {}
+        self.lock = threading.Lock()
+
+    def runner(self, room_id: str) -> RoomRunner:
+        with self.lock:
+            if room_id not in self.runners:
+                self.runners[room_id] = RoomRunner(room_id)
+            return self.runners[room_id]
+
+    # ---- entry points (called on request threads) ----
+    def start_generation(self, room_id: str, trigger_id: str, agent_ids: list[str],
+                         handover_limit: int = MAX_HANDOVERS, cancel_current: bool = True) -> None:
+        runner = self.runner(room_id)
+        with runner.lock:
+            if cancel_current:
+                self._cancel_locked(runner)
+            if not agent_ids:
+                return
+            runner.waiting = agent_ids[MAX_REPLIES:]
+            agent_ids = agent_ids[:MAX_REPLIES]
+            generation = Generation(trigger_id=trigger_id, handover_limit=handover_limit,
+                                    planned=len(agent_ids))
+            runner.generation = generation
+            runner.queue.extend(Turn("reply", generation, agent_id=a) for a in agent_ids)
+            self._ensure_running_locked(runner)
+
+    def cancel(self, room_id: str) -> bool:
+        """Stop the room's current generation; True when something was running or queued."""
+        runner = self.runner(room_id)
+        with runner.lock:
+            busy = runner.active or bool(runner.queue)
+            self._cancel_locked(runner)
+        return busy
+
+    def queue_summary(self, room_id: str, requested_by: str | None) -> None:
+        runner = self.runner(room_id)
+        with runner.lock:
+            generation = runner.generation or Generation(trigger_id="summary")
+            runner.queue.append(Turn("summary", generation, requested_by=requested_by))
+            self._ensure_running_locked(runner)
+
+    def wait_idle(self, room_id: str | None = None, timeout: float = 10.0) -> bool:
+        """Block until the room (or every room) has nothing running or queued."""
+        deadline = time.monotonic() + timeout
+        runners = [self.runner(room_id)] if room_id else list(self.runners.values())
+        return all(r.idle.wait(max(0.0, deadline - time.monotonic())) for r in runners)
+
+    def _cancel_locked(self, runner: RoomRunner) -> None:
+        if runner.generation is not None:
+            runner.generation.cancel.set()
+        runner.queue = deque(t for t in runner.queue if t.kind == "summary")
+
+    def _ensure_running_locked(self, runner: RoomRunner) -> None:
+        if not runner.active and runner.queue:
+            runner.active = True
+            runner.idle.clear()
+            self.pool.submit(self._drain, runner)
+
+    # ---- the worker side ----
+    def _drain(self, runner: RoomRunner) -> None:
+        with self.app.app_context():
+            try:
+                while True:
+                    with runner.lock:
+                        if not runner.queue:
+                            runner.active = False
+                            runner.idle.set()
+                            break
+                        turn = runner.queue.popleft()
+                    if turn.generation.cancel.is_set() and turn.kind == "reply":
+                        continue
+                    try:
+                        self._run(runner, turn)
+                    except Exception:  # one broken turn must not stop the room's queue
+                        log.exception("Agent turn failed in room %s", runner.room_id)
+                        db.session.rollback()
+                    finally:
+                        db.session.remove()
+            finally:
+                with runner.lock:
+                    if runner.active and not runner.queue:
+                        runner.active = False
+                        runner.idle.set()
+                publish_status(runner.room_id, {"state": "idle"})
+
+    def _run(self, runner: RoomRunner, turn: Turn) -> None:
+        if turn.kind == "summary":
+            summarize_room(runner.room_id, turn.requested_by)
+            return
+        handed_to = run_reply(runner, turn)
+        generation = turn.generation
+        if not handed_to or generation.cancel.is_set():
+            return
+        with runner.lock:
+            queued = {t.agent_id for t in runner.queue if t.generation is generation}
+            wanted = [a for a in handed_to if a.id not in queued]
+            granted = []
+            for agent in wanted:
+                if (generation.handovers >= generation.handover_limit
+                        or generation.replies + len(granted) + len(queued) >= generation.reply_limit):
+                    break
+                generation.handovers += 1
+                granted.append(agent)
+            runner.queue.extend(
+                Turn("reply", generation, agent_id=a.id, handed_over_by=turn.agent_id)
+                for a in granted
+            )
+            generation.planned += len(granted)
+            refused = wanted[len(granted):]
+            runner.waiting = [a.id for a in refused]
+        if refused:
+            names = ", ".join(a.name for a in refused)
+            publish_status(runner.room_id, {
+                "state": "budget_spent", "replies": generation.replies,
+                "handovers": generation.handovers, "waiting": names,
+                "continue": CONTINUE_GRANT,
+            })
+
+
+def engine_for(app: Flask | None = None) -> Engine:
+    app = app or current_app._get_current_object()
+    engine = app.extensions.get(EXTENSION_KEY)
+    if engine is None:
+        engine = app.extensions[EXTENSION_KEY] = Engine(app)
+    return engine
+
+
+def publish_status(room_id: str, status: dict) -> None:
+    """Tell the room what the agents are doing (the "N of M answering" line)."""
+    html = render_template("discussion/_status.html", status=status, room_id=room_id, oob=True,
+                           csrf=None)
+    publish(room_id, "agent.status", status, html=html)
+
+
+def on_user_message(message: Message) -> None:
+    """Start the agents a just-posted message mentions, in mention order.
+
+    A message that addresses agents cancels whatever agents were still doing in the room; one
+    that addresses none (or is humans-only) lets them carry on.
+    """
+    agent_ids = [] if message.humans_only else [
+        m.mentioned_agent_id for m in sorted(message.mentions, key=lambda m: m.id)]
+    if agent_ids:
+        engine_for().start_generation(message.room_id, message.id, agent_ids)
+    room = db.session.get(Room, message.room_id)
+    if room is not None:
+        maybe_auto_summarize(room)
+
+
+def continue_discussion(room: Room) -> list[Agent]:
+    """Let the agents the last reply handed over to answer: CONTINUE_GRANT more replies in all
+    (the waiting agent's, then at most CONTINUE_GRANT - 1 further hand-overs)."""
+    last = db.session.scalar(
+        sa.select(Message).where(Message.room_id == room.id, Message.type == "agent",
+                                 Message.status == "complete")
+        .order_by(Message.id.desc()).limit(1)
+    )
+    if last is None:
+        return []
+    in_room = room_agents(room.id)
+    runner = engine_for().runner(room.id)
+    with runner.lock:
+        waiting = list(runner.waiting)
+    if waiting:  # this worker knows who was left waiting
+        agents = [a for a in in_room if a.id in waiting]
+        agents.sort(key=lambda a: waiting.index(a.id))
+    else:  # another worker ran the turn: the last reply's mentions say who was asked
+        agents = [a for a in resolve_mentions(last.content, in_room) if a.id != last.sender_id]
+    if agents:
+        engine_for().start_generation(room.id, last.reply_to_id or last.id,
+                                      [a.id for a in agents][:CONTINUE_GRANT],
+                                      handover_limit=CONTINUE_GRANT - 1)
+    return agents
+
+
+def wait_for_rate_limit(agent: Agent, generation: Generation, room_id: str) -> bool:
+    """Hold the room's queue while the agent has used its replies for this minute (it waits,
+    it is not dropped). False when the generation was cancelled while waiting."""
+    while True:
+        now = utcnow()
+        recent = list(db.session.scalars(
+            sa.select(Message.timestamp)
+            .where(Message.sender_id == agent.id, Message.type == "agent",
+                   Message.timestamp >= now - timedelta(seconds=60))
+            .order_by(Message.timestamp)
+        ))
+        db.session.rollback()  # end the read so the next look sees new rows
+        if len(recent) < AGENT_REPLIES_PER_MINUTE:
+            return True
+        frees_at = recent[-AGENT_REPLIES_PER_MINUTE] + timedelta(seconds=60)
+        wait = max(0.2, (frees_at - now).total_seconds())
+        publish_status(room_id, {"state": "waiting", "agent": agent.name,
+                                 "seconds": round(wait)})
+        if generation.cancel.wait(min(wait, 5.0)):
+            return False
+
+
+def run_reply(runner: RoomRunner, turn: Turn) -> list[Agent]:
+    """Stream one agent's reply into a message row; returns the agents it hands over to."""
+    generation = turn.generation
+    room = db.session.get(Room, runner.room_id)
+    agent = db.session.get(Agent, turn.agent_id)
+    in_room = {a.id: a for a in room_agents(runner.room_id)} if room else {}
+    if room is None or agent is None or agent.id not in in_room:
+        return []
+    if not wait_for_rate_limit(agent, generation, room.id):
+        return []
+
+    provider = get_provider()
+    prompt = build_prompt(agent, room.id, provider_label=provider.label,
+                          is_demo=provider.is_demo)
+    style = style_for(agent.style)
+    generation.replies += 1
+    publish_status(room.id, {
+        "state": "answering", "agent": agent.name, "agent_id": agent.id,
+        "emoji": agent.emoji, "position": generation.replies,
+        "total": max(generation.planned, generation.replies),
+        "replies": generation.replies, "handovers": generation.handovers,
+    })
+    started = time.monotonic()
+    reply = Message(
+        id=new_id(), room_id=room.id, content="", type="agent", sender_id=agent.id,
+        sender_name=agent.name, sender_emoji=agent.emoji, sender_color=agent.color,
+        status="streaming", reply_to_id=generation.trigger_id if generation.trigger_id
+        != "summary" else None, context_length=prompt.context_length,
+        context_receipt=prompt.receipt_json(),
+    )
+    db.session.add(reply)
+    db.session.commit()
+    publish_message_created(reply)
+
+    text: list[str] = []
+    logprobs: list[float] = []
+    pending: list[str] = []
+    last_push = 0.0
+    failure: str | None = None
+    try:
+        for delta in provider.stream_chat(
+            prompt.messages, model=agent.model, temperature=style.temperature,
+            max_tokens=style.max_tokens,
+        ):
+            if generation.cancel.is_set():
+                break
+            text.append(delta.text)
+            pending.append(delta.text)
+            logprobs.extend(delta.logprobs)
+            now = time.monotonic()
+            if now - last_push >= DELTA_INTERVAL:
+                publish_message_delta(room.id, reply.id, "".join(pending))
+                pending.clear()
+                last_push = now
+    except LLMError as error:
+        failure = error.message
+    elapsed = time.monotonic() - started
+    if pending and not generation.cancel.is_set():
+        publish_message_delta(room.id, reply.id, "".join(pending))
+
+    content = "".join(text).strip()
+    if failure and not content:
+        db.session.delete(reply)
+        db.session.commit()
+        publish(room.id, "message.deleted", {"id": reply.id})
+        post_system_message(room, f"⚠️ **{agent.name}** could not answer: {failure}.")
+        return []
+
+    reply.content = content
+    reply.content_html = render_markdown(content) if content else ""
+    reply.processing_time = round(elapsed, 3)
+    confidence = mean_probability(logprobs)
+    reply.agent_confidence = round(confidence, 2) if confidence is not None else None
+    if failure:
+        reply.status = "failed"
+    elif generation.cancel.is_set():
+        reply.status = "stopped"
+    else:
+        reply.status = "complete"
+        db.session.execute(
+            sa.update(Agent).where(Agent.id == agent.id)
+            .values(usage_count=sa.func.coalesce(Agent.usage_count, 0) + 1)
+        )
+    db.session.commit()
+    publish_message_completed(reply)
+    if failure:
+        post_system_message(room, f"⚠️ **{agent.name}** was cut off: {failure}.")
+        return []
+    maybe_auto_summarize(room)
+    if reply.status != "complete":
+        return []
+    mentioned = resolve_mentions(content, list(in_room.values()))
+    return [a for a in mentioned if a.id != agent.id]
+

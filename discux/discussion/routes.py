@@ -1,0 +1,107 @@
+"""Room controls for the agents: Stop, Continue, Summarize, the brief, context receipts."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from discux.discussion import briefs
+from discux.discussion.engine import continue_discussion, engine_for, publish_status
+from discux.errors import DiscuxError
+from discux.extensions import db
+from discux.models import Message, Room
+from discux.rooms.permissions import can, membership
+
+bp = Blueprint("discussion", __name__, url_prefix="/rooms/<room_id>")
+
+
+def room_for(room_id: str, action: str) -> Room:
+    """The room if the current user may do `action` there; 404 for non-members, 403 else."""
+    room = db.session.get(Room, room_id)
+    participant = membership(current_user, room_id) if room else None
+    if room is None or participant is None:
+        abort(404)
+    if not can(participant, action, room):
+        abort(403)
+    return room
+
+
+def done(message: str):
+    """htmx callers get 204 (the socket shows the result); plain forms go back to the room."""
+    if request.headers.get("HX-Request"):
+        return "", 204
+    flash(message, "info")
+    return redirect(url_for("rooms.show", room_id=request.view_args["room_id"]), 303)
+
+
+@bp.post("/stop")
+@login_required
+def stop(room_id: str):
+    room_for(room_id, "post")
+    if engine_for().cancel(room_id):
+        publish_status(room_id, {"state": "stopped"})
+    return done("Agents stopped.")
+
+
+@bp.post("/continue")
+@login_required
+def continue_(room_id: str):
+    room = room_for(room_id, "post")
+    agents = continue_discussion(room)
+    return done(f"Continuing with {', '.join(a.name for a in agents)}." if agents
+                else "No agent was waiting for its turn.")
+
+
+@bp.post("/summarize")
+@login_required
+def summarize(room_id: str):
+    room_for(room_id, "summarize")
+    engine_for().queue_summary(room_id, requested_by=current_user.id)
+    return done("Summarizing: the brief will update in a moment.")
+
+
+@bp.route("/brief", methods=["GET", "POST"])
+@login_required
+def brief(room_id: str):
+    room = room_for(room_id, "view")
+    participant = membership(current_user, room_id)
+    allowed_edit = can(participant, "post", room)
+    error = None
+    current = briefs.current_brief(room_id)
+    draft = current.content if current else ""
+    if request.method == "POST":
+        if not allowed_edit:
+            abort(403)
+        draft = request.form.get("content", "")
+        try:
+            briefs.add_version(room, draft, source="human", author=current_user)
+        except DiscuxError as failure:
+            error = failure.message
+        else:
+            flash("Brief saved.", "info")
+            return redirect(url_for("discussion.brief", room_id=room_id), 303)
+    return render_template(
+        "discussion/brief.html", room=room, versions=briefs.brief_versions(room_id),
+        allowed_edit=allowed_edit, draft=draft, error=error,
+    ), 422 if error else 200
+
+
+@bp.get("/messages/<message_id>/receipt")
+@login_required
+def receipt(room_id: str, message_id: str):
+    room_for(room_id, "view")
+    message = db.session.scalar(
+        sa.select(Message).where(Message.id == message_id, Message.room_id == room_id))
+    if message is None or message.type != "agent":
+        abort(404)
+    data = json.loads(message.context_receipt) if message.context_receipt else None
+    sent = []
+    if data and data.get("message_ids"):
+        by_id = {m.id: m for m in db.session.scalars(
+            sa.select(Message).where(Message.id.in_(data["message_ids"]),
+                                     Message.room_id == room_id))}
+        sent = [by_id[i] for i in data["message_ids"] if i in by_id]
+    return render_template("discussion/_receipt.html", message=message, receipt=data, sent=sent)
