@@ -1,0 +1,334 @@
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user, login_required
+from wtforms.fields.choices import SelectChoice
+
+from discux import plans
+from discux.agents import service, stats
+from discux.agents.forms import AddToRoomForm, AgentForm, CopyAgentForm
+from discux.agents.service import InvalidAgent
+from discux.agents.styles import STYLE_TABLE, style_for
+from discux.errors import DiscuxError, LimitReached, error_response
+from discux.extensions import db, limiter
+from discux.llm import LLMError, get_provider, mean_probability
+from discux.models import Agent, Room
+from discux.rooms.service import add_agent_to_room
+
+bp = Blueprint("agents", __name__, url_prefix="/agents")
+
+
+
+def _per_user() -> str:
+    return f"user:{current_user.get_id()}" if current_user.is_authenticated else request.remote_addr
+
+
+# Each try costs a model call: one budget per person across new and existing agents.
+try_limit = limiter.shared_limit("10/minute", scope="agents-try", key_func=_per_user)
+
+
+@bp.app_template_filter("agent_color")
+def agent_color(value) -> str:
+    """A colour safe for a style attribute: the agent's (or string's) when well formed."""
+    color = getattr(value, "color", value)
+    if isinstance(color, str) and service.COLOR_SHAPE.fullmatch(color):
+        return color.upper()
+    return service.DEFAULT_COLOR
+
+
+def _own_or_404(agent_id: str) -> Agent:
+    return service.own_agent(current_user, agent_id) or abort(404)
+
+
+def _visible_or_404(agent_id: str) -> Agent:
+    return service.visible_agent(current_user, agent_id) or abort(404)
+
+
+def _model_options(provider) -> list[str]:
+    if provider.is_demo:
+        return []
+    try:
+        return provider.list_models()
+    except LLMError:
+        return []  # the form still works; the model field takes free text
+
+
+def _form_page(template: str, form: AgentForm, status: int = 200, **context):
+    provider = get_provider()
+    return render_template(
+        template,
+        form=form,
+        provider=provider,
+        model_options=_model_options(provider),
+        emoji_presets=service.EMOJI_PRESETS,
+        color_presets=service.COLOR_PRESETS,
+        styles=STYLE_TABLE,
+        **context,
+    ), status
+
+
+def _agent_page(agent: Agent, form: AgentForm | None = None, status: int = 200, **context):
+    """The agent page: stats for everyone who may see it, the edit form for its owner."""
+    owner = agent.created_by == current_user.id
+    if owner and form is None:
+        form = AgentForm(obj=agent)
+        form.color.data = agent.color or service.DEFAULT_COLOR
+    return _form_page(
+        "agents/show.html",
+        form,
+        status,
+        agent=agent,
+        owner=owner,
+        stats=stats.agent_stats(agent, current_user),
+        **context,
+    )
+
+
+def _usage() -> dict:
+    return {
+        "used": plans.agents_used(current_user),
+        "limit": current_user.max_agents,
+        "unlimited": current_user.max_agents >= plans.UNLIMITED,
+        "plan": current_user.subscription,
+    }
+
+
+@bp.get("")
+@login_required
+def index():
+    return render_template(
+        "agents/index.html", agents=service.agents_of(current_user), usage=_usage(),
+        styles=STYLE_TABLE,
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def new():
+    form = AgentForm()
+    usage = _usage()
+    if request.method == "GET":
+        return _form_page("agents/form.html", form, usage=usage)
+    if not form.validate():
+        return _form_page("agents/form.html", form, 422, usage=usage)
+    try:
+        agent = service.create_agent(current_user, form.fields())
+    except InvalidAgent as error:
+        form.show_problems(error.problems)
+        return _form_page("agents/form.html", form, 422, usage=usage)
+    except LimitReached as error:
+        return _form_page("agents/form.html", form, error.status, usage=usage,
+                          limit_message=error.message)
+    flash(f"{agent.emoji} {agent.name} is ready. Add it to a room to hear from it.", "info")
+    return redirect(url_for("agents.show", agent_id=agent.id), 303)
+
+
+@bp.get("/gallery")
+@login_required
+def gallery():
+    style = request.args.get("style") or None
+    search = (request.args.get("q") or "").strip()[:100]
+    return render_template(
+        "agents/gallery.html",
+        agents=service.public_agents(style=style, search=search),
+        style=style if style in STYLE_TABLE else None,
+        search=search,
+        styles=STYLE_TABLE,
+        limit=service.GALLERY_LIMIT,
+    )
+
+
+@bp.route("/<agent_id>", methods=["GET", "POST"])
+@login_required
+def show(agent_id: str):
+    if request.method == "GET":
+        return _agent_page(_visible_or_404(agent_id))
+    agent = _own_or_404(agent_id)
+    form = AgentForm()
+    if not form.validate():
+        return _agent_page(agent, form, 422)
+    try:
+        service.update_agent(agent, form.fields())
+    except InvalidAgent as error:
+        db.session.rollback()
+        form.show_problems(error.problems)
+        return _agent_page(agent, form, 422)
+    flash("Changes saved. Past messages keep the name and look they were sent with.", "info")
+    return redirect(url_for("agents.show", agent_id=agent.id), 303)
+
+
+@bp.route("/<agent_id>/delete", methods=["GET", "POST"])
+@login_required
+def delete(agent_id: str):
+    agent = _own_or_404(agent_id)
+    if request.method == "GET":
+        return render_template(
+            "agents/delete.html", agent=agent, form=CopyAgentForm(),
+            stats=stats.agent_stats(agent, current_user),
+        )
+    name = agent.name
+    service.delete_agent(agent)
+    flash(f"Deleted {name}. Its past messages stay in their rooms under that name.", "info")
+    return redirect(url_for("agents.index"), 303)
+
+
+@bp.get("/<agent_id>/use")
+@login_required
+def use(agent_id: str):
+    agent = _visible_or_404(agent_id)
+    return _use_page(agent)
+
+
+def _use_page(agent: Agent, status: int = 200, room_error: str | None = None,
+              copy_error: str | None = None):
+    choices = service.room_choices(current_user, agent)
+    form = AddToRoomForm()
+    form.room_id.choices = [SelectChoice(c.room.id, c.room.name) for c in choices if c.available]
+    if room_error:
+        form.room_id.errors = [room_error]
+    return render_template(
+        "agents/use.html", agent=agent, choices=choices, form=form, copy_form=CopyAgentForm(),
+        usage=_usage(), copy_error=copy_error, styles=STYLE_TABLE,
+    ), status
+
+
+@bp.post("/<agent_id>/add-to-room")
+@login_required
+def add_to_room(agent_id: str):
+    agent = _visible_or_404(agent_id)
+    room = db.session.get(Room, request.form.get("room_id") or "")
+    if room is None:
+        abort(404)
+    try:
+        add_agent_to_room(current_user, room, agent)
+    except DiscuxError as error:
+        if error.status == 404:
+            abort(404)
+        return _use_page(agent, 403 if error.status == 403 else 422, room_error=error.message)
+    flash(f"Added {agent.emoji} {agent.name} to {room.name}.", "info")
+    if "rooms.show" in current_app.view_functions:
+        return redirect(url_for("rooms.show", room_id=room.id), 303)
+    return redirect(url_for("agents.use", agent_id=agent.id), 303)
+
+
+@bp.post("/<agent_id>/copy")
+@login_required
+def copy(agent_id: str):
+    source = _visible_or_404(agent_id)
+    try:
+        agent = service.copy_agent(current_user, source)
+    except LimitReached as error:
+        return _use_page(source, error.status, copy_error=error.message)
+    flash(f"Copied {source.name} into your agents. The copy is yours to edit.", "info")
+    return redirect(url_for("agents.show", agent_id=agent.id), 303)
+
+
+# ---- Try it: a one-off reply from the unsaved persona and style ----
+
+@dataclass(frozen=True)
+class TryReply:
+    text: str
+    error: str | None
+    seconds: float
+    confidence: float | None
+
+
+def _wants_stream() -> bool:
+    return request.accept_mimetypes.best == "text/event-stream"
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def _run_try(form: AgentForm, agent: Agent | None, template: str, **context):
+    fields = form.fields().cleaned()
+    message = form.try_message.data or ""
+    problems = service.try_problems(message, fields.model)
+    if problems:
+        if _wants_stream():
+            field, text = next(iter(problems.items()))
+            return error_response(422, text, code="invalid", field=field)
+        form.show_problems(problems)
+        return _try_page(form, agent, template, 422, **context)
+    provider = get_provider()
+    style = style_for(fields.style)
+    chat = service.try_messages(fields, message)
+    stream_args = {
+        "model": fields.model, "temperature": style.temperature, "max_tokens": style.max_tokens,
+    }
+    if _wants_stream():
+        # The stream can take a while: give the database connection back first.
+        db.session.close()
+
+        def events():
+            started = time.monotonic()
+            logprobs: list[float] = []
+            yield _sse("start", {"provider": provider.label, "demo": provider.is_demo})
+            try:
+                for delta in provider.stream_chat(chat, **stream_args):
+                    logprobs.extend(delta.logprobs)
+                    if delta.text:
+                        yield _sse("delta", {"text": delta.text})
+            except LLMError as error:
+                yield _sse("error", {"message": f"No reply: {error.message}."})
+                return
+            yield _sse("done", {
+                "seconds": round(time.monotonic() - started, 2),
+                "confidence": mean_probability(logprobs),
+            })
+
+        return Response(
+            stream_with_context(events()),
+            mimetype="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    started = time.monotonic()
+    pieces: list[str] = []
+    logprobs: list[float] = []
+    error_text = None
+    try:
+        for delta in provider.stream_chat(chat, **stream_args):
+            pieces.append(delta.text)
+            logprobs.extend(delta.logprobs)
+    except LLMError as error:
+        error_text = f"No reply: {error.message}."
+    reply = TryReply("".join(pieces), error_text, round(time.monotonic() - started, 2),
+                     mean_probability(logprobs))
+    return _try_page(form, agent, template, 200, try_reply=reply, **context)
+
+
+def _try_page(form, agent, template, status, **context):
+    if agent is not None:
+        return _agent_page(agent, form, status, **context)
+    return _form_page(template, form, status, usage=_usage(), **context)
+
+
+@bp.post("/new/try")
+@login_required
+@try_limit
+def try_new():
+    return _run_try(AgentForm(), None, "agents/form.html")
+
+
+@bp.post("/<agent_id>/try")
+@login_required
+@try_limit
+def try_existing(agent_id: str):
+    agent = _own_or_404(agent_id)
+    return _run_try(AgentForm(), agent, "agents/show.html")

@@ -1,0 +1,242 @@
+"""Any OpenAI-compatible server (OpenAI, Ollama, vLLM, llama.cpp, LM Studio, OpenRouter…)
+through the official `openai` SDK, with every failure turned into an LLMError in plain words."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import openai
+from openai import OpenAI, Timeout
+
+from discux.llm.base import ChatMessage, Delta, LLMError
+
+log = logging.getLogger(__name__)
+
+# The SDK retries 408/409/429/5xx and connection errors with backoff before the first token.
+MAX_RETRIES = 2
+# Servers such as Ollama ignore the key but the SDK insists on one.
+PLACEHOLDER_API_KEY = "not-needed"
+MODELS_CACHE_SECONDS = 60.0
+MODELS_TIMEOUT = 5.0
+
+# One client per (base_url, api_key): building one costs ~30 ms and it pools connections.
+_clients: dict[tuple[str, str], OpenAI] = {}
+_models: dict[tuple[str, str], tuple[float, list[str]]] = {}
+# (base_url, model) pairs whose server refused the `logprobs` parameter: don't ask again.
+_no_logprobs: set[tuple[str, str]] = set()
+_lock = threading.Lock()
+
+
+def client_for(base_url: str, api_key: str | None) -> OpenAI:
+    """The shared SDK client for this server and key, built on first use."""
+    key = (base_url, api_key or PLACEHOLDER_API_KEY)
+    with _lock:
+        client = _clients.get(key)
+        if client is None:
+            client = OpenAI(
+                base_url=base_url,
+                api_key=key[1],
+                max_retries=MAX_RETRIES,
+                timeout=Timeout(30.0, connect=5.0),
+            )
+            _clients[key] = client
+        return client
+
+
+def display_url(url: str) -> str:
+    """The URL without any user:password part, safe to show to users and logs."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class OpenAICompatibleProvider:
+    """Talks to one OpenAI-compatible server; `timeout` bounds every wait for the next byte
+    (so the first token too), `total_timeout` bounds the whole reply."""
+
+    is_demo = False
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        default_model: str | None = None,
+        timeout: float = 30.0,
+        total_timeout: float | None = None,
+        name: str = "openai",
+        label: str | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.default_model = default_model
+        self.timeout = timeout
+        self.total_timeout = total_timeout or max(120.0, timeout * 4)
+        self.name = name
+        self.label = label or f"OpenAI-compatible server at {display_url(self.base_url)}"
+        self._client = client_for(self.base_url, api_key)
+
+    def __repr__(self) -> str:
+        return f"<OpenAICompatibleProvider {self.name} {display_url(self.base_url)}>"
+
+    # -- the Provider interface ------------------------------------------------
+
+    def stream_chat(
+        self,
+        messages: list[ChatMessage],
+        *,
+        model: str | None,
+        temperature: float,
+        max_tokens: int,
+        want_logprobs: bool = True,
+    ) -> Iterator[Delta]:
+        """Yield the reply as it arrives; LLMError names what went wrong."""
+        model_name = self._resolve_model(model)
+        deadline = time.monotonic() + self.total_timeout
+        stream = self._open_stream(messages, model_name, temperature, max_tokens, want_logprobs)
+        try:
+            for chunk in stream:
+                if time.monotonic() > deadline:
+                    raise LLMError(f"the reply took longer than {self.total_timeout:g} s in all")
+                delta = _delta_of(chunk)
+                if delta is not None:
+                    yield delta
+        except LLMError:
+            raise
+        except Exception as error:
+            raise self._explain(error, stream_open=True) from error
+        finally:
+            stream.close()
+
+    def complete(
+        self, messages: list[ChatMessage], *, model: str | None, temperature: float,
+        max_tokens: int,
+    ) -> str:
+        """The whole reply in one piece."""
+        model_name = self._resolve_model(model)
+        try:
+            completion = self._client.chat.completions.create(
+                model=model_name,
+                messages=messages,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                timeout=self._request_timeout(),
+            )
+            choice = completion.choices[0] if completion.choices else None
+            return (choice.message.content or "") if choice and choice.message else ""
+        except Exception as error:
+            raise self._explain(error, stream_open=False) from error
+
+    def list_models(self) -> list[str]:
+        """Model ids from the server's /models, cached for a minute."""
+        key = (self.base_url, self.api_key or PLACEHOLDER_API_KEY)
+        with _lock:
+            cached = _models.get(key)
+        if cached and time.monotonic() - cached[0] < MODELS_CACHE_SECONDS:
+            return list(cached[1])
+        try:
+            page = self._client.with_options(max_retries=0).models.list(
+                timeout=Timeout(min(MODELS_TIMEOUT, self.timeout))
+            )
+            names = sorted(model.id for model in page.data if getattr(model, "id", None))
+        except Exception as error:
+            raise self._explain(error, stream_open=False) from error
+        with _lock:
+            _models[key] = (time.monotonic(), names)
+        return list(names)
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _request_timeout(self) -> Timeout:
+        return Timeout(self.timeout, connect=min(5.0, self.timeout))
+
+    def _resolve_model(self, model: str | None) -> str:
+        if model:
+            return model
+        if self.default_model:
+            return self.default_model
+        names = self.list_models()
+        if not names:
+            raise LLMError("no model is configured: set DISCUX_LLM_MODEL")
+        return names[0]
+
+    def _open_stream(self, messages, model_name, temperature, max_tokens, want_logprobs):
+        ask_logprobs = want_logprobs and (self.base_url, model_name) not in _no_logprobs
+        request = {
+            "model": model_name,
+            "messages": messages,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "stream": True,
+            "timeout": self._request_timeout(),
+        }
+        try:
+            if ask_logprobs:
+                try:
+                    return self._client.chat.completions.create(**request, logprobs=True)
+                except openai.BadRequestError as error:
+                    # Some servers refuse the parameter instead of ignoring it: ask once without.
+                    if "logprob" not in str(error).lower():
+                        raise
+                    with _lock:
+                        _no_logprobs.add((self.base_url, model_name))
+            return self._client.chat.completions.create(**request)
+        except Exception as error:
+            raise self._explain(error, stream_open=False) from error
+
+    def _explain(self, error: Exception, *, stream_open: bool) -> Exception:
+        """Turn an SDK, HTTP or JSON failure into an LLMError; unknown errors pass through."""
+        if isinstance(error, openai.APITimeoutError):
+            message = f"timed out after {self.timeout:g} s"
+        elif isinstance(error, openai.APIConnectionError):
+            message = (
+                "the reply stream was cut off" if stream_open
+                else f"could not connect to {display_url(self.base_url)}"
+            )
+        elif isinstance(error, openai.APIStatusError):
+            message = f"the model server answered {error.status_code} ({_detail(error)})"
+        elif isinstance(error, openai.APIResponseValidationError | ValueError | KeyError
+                        | TypeError | AttributeError):
+            message = "the model server sent a malformed reply"
+        else:
+            return error
+        log.warning("LLM request to %s failed: %s (%r)", display_url(self.base_url), message,
+                    error)
+        return LLMError(message)
+
+
+def _delta_of(chunk) -> Delta | None:
+    """The text and token log-probabilities of one stream chunk; None when it carries neither."""
+    choices = getattr(chunk, "choices", None) or []
+    if not choices:
+        return None  # e.g. the usage-only last chunk
+    choice = choices[0]
+    text = getattr(getattr(choice, "delta", None), "content", None) or ""
+    logprobs: list[float] = []
+    content = getattr(getattr(choice, "logprobs", None), "content", None) or []
+    for entry in content:
+        value = getattr(entry, "logprob", None)
+        if isinstance(value, int | float):
+            logprobs.append(float(value))
+    if not text and not logprobs:
+        return None
+    return Delta(text=text, logprobs=logprobs)
+
+
+def _detail(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict):
+        detail = body.get("message") or body.get("error") or body.get("detail")
+        if isinstance(detail, dict):
+            detail = detail.get("message")
+        if detail:
+            return str(detail)[:200]
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:200]
+    return error.response.reason_phrase or "no details"
