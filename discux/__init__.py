@@ -96,6 +96,7 @@ def _tune_connections(engine) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from discux.agents.routes import bp as agents_bp
+    from discux.api.routes import bp as api_bp
     from discux.auth.routes import bp as auth_bp
     from discux.invitations.routes import bp as invitations_bp
     from discux.main.routes import bp as main_bp
@@ -107,6 +108,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(rooms_bp)
     app.register_blueprint(invitations_bp)
     app.register_blueprint(agents_bp)
+    app.register_blueprint(api_bp)
 
 
 def _register_template_helpers(app: Flask) -> None:
