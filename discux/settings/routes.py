@@ -4,7 +4,11 @@ from flask import Blueprint, flash, g, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from discux import plans
+from discux.api import tokens as api_tokens
+from discux.api.forms import ApiTokenForm
 from discux.auth.sessions import sessions_of, sign_out_other_sessions
+from discux.errors import DiscuxError
+from discux.extensions import limiter
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -12,8 +16,16 @@ bp = Blueprint("settings", __name__, url_prefix="/settings")
 @bp.get("")
 @login_required
 def index():
+    return _settings_page()
+
+
+def _settings_page(status: int = 200, token_form: ApiTokenForm | None = None,
+                   new_api_token: str | None = None):
     return render_template(
         "settings/index.html",
+        api_tokens=api_tokens.tokens_of(current_user),
+        token_form=token_form or ApiTokenForm(formdata=None),
+        new_api_token=new_api_token,
         sessions=sessions_of(current_user),
         current_session=getattr(g, "current_session", None),
         usage={
@@ -22,7 +34,7 @@ def index():
             "messages": plans.messages_used_this_month(current_user),
         },
         unlimited=plans.UNLIMITED,
-    )
+    ), status
 
 
 @bp.post("/sessions/sign-out-others")
@@ -35,3 +47,28 @@ def sign_out_others():
         "info",
     )
     return redirect(url_for("settings.index"), 303)
+
+
+@bp.post("/tokens")
+@login_required
+@limiter.limit("20/hour")
+def create_api_token():
+    form = ApiTokenForm()
+    if not form.validate_on_submit():
+        return _settings_page(400, token_form=form)
+    try:
+        _, raw_token = api_tokens.create_token(current_user, form.name.data)
+    except DiscuxError as error:
+        form.name.errors = [error.message]
+        return _settings_page(422, token_form=form)
+    # Only the hash is stored: this page is the one time the token can be seen.
+    return _settings_page(201, new_api_token=raw_token)
+
+
+@bp.post("/tokens/<token_id>/revoke")
+@login_required
+def revoke_api_token(token_id: str):
+    token = api_tokens.revoke_token(current_user, token_id)
+    flash(f"Token “{token.name}” revoked: anything still using it is refused from now on.",
+          "info")
+    return redirect(url_for("settings.index", _anchor="api-tokens"), 303)
