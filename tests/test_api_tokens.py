@@ -190,7 +190,9 @@ def test_the_api_is_rate_limited_per_token(make_app, make_user):
     statuses = [busy.get("/me").status_code for _ in range(121)]
     assert statuses[:120] == [200] * 120
     assert statuses[120] == 429
-    error = error_of(busy.get("/agents"))
+    refused = busy.get("/agents")
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    error = error_of(refused)
     assert error["code"] == "too_many_requests" and "120 per 1 minute" in error["message"]
     # Another token has its own budget.
     assert Api(client, issue_token(app, make_user())).get("/me").status_code == 200
