@@ -233,3 +233,21 @@ def test_signed_out_visitor_is_sent_to_sign_in(client):
     response = client.get("/agents")
     assert response.status_code == 302
     assert "/login" in response.headers["Location"]
+
+
+HOSTILE_NAME = '<img src=x onerror="alert(1)">Eve'
+HOSTILE_PROMPT = "<script>alert('prompt')</script> and a persona long enough."
+
+
+def test_hostile_name_and_prompt_show_as_plain_text_everywhere(
+    app, client, make_user, login
+):
+    user = make_user()
+    with app.app_context():
+        agent_id = create_agent(user, HOSTILE_NAME, prompt=HOSTILE_PROMPT, public=True).id
+    login(user)
+    for path in ("/agents", f"/agents/{agent_id}", "/agents/gallery", f"/agents/{agent_id}/use",
+                 f"/agents/{agent_id}/delete"):
+        body = client.get(path).get_data(as_text=True)
+        assert "<img src=x" not in body and "<script>alert" not in body, path
+        assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;Eve" in body, path
