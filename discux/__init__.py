@@ -101,6 +101,7 @@ def _register_blueprints(app: Flask) -> None:
     from discux.invitations.routes import bp as invitations_bp
     from discux.main.routes import bp as main_bp
     from discux.rooms.routes import bp as rooms_bp
+    from discux.search.routes import bp as search_bp
     from discux.settings.routes import bp as settings_bp
 
     for blueprint in (main_bp, auth_bp, settings_bp):
@@ -109,6 +110,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(invitations_bp)
     app.register_blueprint(agents_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(search_bp)
 
 
 def _register_template_helpers(app: Flask) -> None:

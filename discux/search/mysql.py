@@ -1,0 +1,337 @@
+"""Search on MySQL/MariaDB: FULLTEXT `MATCH … AGAINST` in boolean mode where the index can
+answer, and a bounded, room-scoped REGEXP scan where it cannot or would be slow.
+
+What FULLTEXT cannot see. InnoDB does not index tokens shorter than `innodb_ft_min_token_size`
+(3 by default) nor its stopwords ("the", "what", "with"…), and a `+term` it did not index makes
+the whole query match nothing. So each term is sent to FULLTEXT only if the server indexes it
+(its settings are read once); the others ("AI", "UX", "QA", "the", "ai*") become word-bounded
+REGEXP conditions that every result must also satisfy. A query with at least one indexed term
+is thus exact over the whole history: FULLTEXT narrows, REGEXP checks the rest on those rows.
+A query made only of such words has nothing to narrow with, so it is scanned over the newest
+messages of each room, walking idx_room_id_id (ranked: the newest FALLBACK_ROWS_PER_ROOM of
+each room; newest first: up to that many per request, with a cursor to search further back).
+
+Newest first. MariaDB answers `MATCH … ORDER BY id DESC LIMIT 20` by fetching every matching
+row and sorting them (NOTES.md: 7.8k matches 469 ms, 793k 8.7 s). Instead the user's rooms are
+walked newest-first in id windows: a window [lo, hi) is chosen so that no room has more than
+WINDOW_ROWS messages in it (lo = the highest of each room's WINDOW_ROWS-th newest id below hi,
+an index-only lookup), and the window is REGEXP-filtered through idx_room_id_id. A common term
+fills a page in the first window, whatever the room size; cost follows the rows read, not the
+matches. When a few windows have not filled the page the term is rare in recent history, and
+then the FULLTEXT set is small: the rest of the page comes from `MATCH … AND id < lo ORDER BY
+id DESC`, under a statement time limit. If that limit is hit, the page shows what the windows
+found and a cursor to continue from `lo`, never an error. Windows are exclusive id ranges, so
+pages neither repeat nor skip a message.
+
+Ranked. `ORDER BY MATCH … DESC LIMIT` over the user's rooms (NOTES.md: top 50 of 68k matches in
+27 ms), under the same time limit, capped at MAX_RANKED_RESULTS. The scan-only case ranks by how
+often the terms occur.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.mysql import match
+from sqlalchemy.exc import OperationalError
+
+from discux.extensions import db
+from discux.models import Message
+from discux.search.common import UNFINISHED_STATUS, Found
+from discux.search.query import ParsedQuery, Term, fold
+
+WINDOW_ROWS = 2000
+# Windows per request when only a scan can answer: the newest 20,000 messages of each room.
+SCAN_WINDOWS = 10
+# Windows before a FULLTEXT-answerable query hands the rest of the page to the index.
+WINDOWS_BEFORE_FULLTEXT = 3
+FALLBACK_ROWS_PER_ROOM = WINDOW_ROWS * SCAN_WINDOWS
+TIME_LIMIT_SECONDS = 2.0
+# ER_STATEMENT_TIMEOUT (MariaDB), ER_QUERY_TIMEOUT (MySQL 8).
+_TIMEOUT_ERRORS = {1969, 3024}
+
+# information_schema.INNODB_FT_DEFAULT_STOPWORD, which needs the PROCESS privilege to read.
+INNODB_DEFAULT_STOPWORDS = frozenset({
+    "a", "about", "an", "are", "as", "at", "be", "by", "com", "de", "en", "for", "from", "how",
+    "i", "in", "is", "it", "la", "of", "on", "or", "that", "the", "this", "to", "was", "what",
+    "when", "where", "who", "will", "with", "und", "www",
+})
+
+
+@dataclass(frozen=True)
+class FulltextSettings:
+    """What the server's FULLTEXT index holds (as configured; the index must be rebuilt after
+    changing them, see docs/search.md)."""
+
+    min_token: int = 3
+    max_token: int = 84
+    stopwords: frozenset[str] = INNODB_DEFAULT_STOPWORDS
+
+    def indexes(self, word: str) -> bool:
+        return self.min_token <= len(word) <= self.max_token and word not in self.stopwords
+
+
+_settings_by_engine: dict[str, FulltextSettings] = {}
+
+
+def fulltext_settings() -> FulltextSettings:
+    """The server's FULLTEXT token sizes and stopwords, read once per database."""
+    key = db.engine.url.render_as_string(hide_password=True)
+    if key not in _settings_by_engine:
+        _settings_by_engine[key] = _read_settings()
+    return _settings_by_engine[key]
+
+
+def _read_settings() -> FulltextSettings:
+    row = db.session.execute(sa.text(
+        "SELECT @@innodb_ft_min_token_size, @@innodb_ft_max_token_size, "
+        "@@innodb_ft_enable_stopword, @@innodb_ft_server_stopword_table"
+    )).one()
+    min_token, max_token, enabled, table = row
+    stopwords = frozenset()
+    if enabled:
+        stopwords = INNODB_DEFAULT_STOPWORDS
+        if table:  # "database/table", set by the administrator
+            schema, _, name = str(table).partition("/")
+            try:
+                stopwords = frozenset(
+                    str(word).lower() for word in db.session.scalars(
+                        sa.select(sa.column("value")).select_from(sa.table(name, schema=schema))
+                    )
+                )
+            except sa.exc.DBAPIError:
+                db.session.rollback()
+    return FulltextSettings(int(min_token), int(max_token), stopwords)
+
+
+# ---- Turning terms into FULLTEXT and REGEXP --------------------------------------------
+
+_LETTER = r"[\p{L}\p{N}]"
+_NOT_LETTER = r"[^\p{L}\p{N}]"
+
+
+def _accent_classes() -> dict[str, str]:
+    """'e' → '[eèéêë…]': REGEXP compares accents exactly, FULLTEXT and FTS5 ignore them."""
+    variants: dict[str, list[str]] = {c: [c] for c in string.ascii_lowercase}
+    for code in range(0xC0, 0x250):
+        char = chr(code)
+        base = fold(char)
+        if base in variants and char.lower() == char:
+            variants[base].append(char)
+    return {c: f"[{''.join(v)}]" for c, v in variants.items() if len(v) > 1}
+
+
+_ACCENTED = _accent_classes()
+
+
+def _pcre_word(word: str) -> str:
+    return "".join(
+        _ACCENTED.get(c, c) if c.isalnum() else "\\" + c for c in fold(word)
+    )
+
+
+def pcre_pattern(term: Term) -> str:
+    """A case-insensitive REGEXP matching `term` as whole words (a prefix: word start)."""
+    body = f"{_NOT_LETTER}+".join(_pcre_word(word) for word in term.words)
+    end = "" if term.kind == "prefix" else f"(?!{_LETTER})"
+    return f"(?i)(?<!{_LETTER}){body}{end}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one parsed query runs here."""
+
+    boolean: str | None  # AGAINST (… IN BOOLEAN MODE) over the terms FULLTEXT indexes
+    residual: tuple[str, ...]  # REGEXPs for the terms it does not: results must match these too
+    every_term: tuple[str, ...]  # a REGEXP for every term, for the scans
+    unindexed: tuple[str, ...]  # the terms FULLTEXT cannot see, to name them to the user
+
+
+def plan_for(query: ParsedQuery, settings: FulltextSettings) -> Plan:
+    required: list[str] = []
+    residual: list[str] = []
+    unindexed: list[str] = []
+    for term in query.terms:
+        indexed = [word for word in term.words if settings.indexes(word)]
+        if term.kind == "phrase" and len(indexed) == len(term.words):
+            required.append('+"' + " ".join(term.words) + '"')
+            continue
+        if term.kind != "phrase" and indexed:
+            required.append(f"+{indexed[0]}" + ("*" if term.kind == "prefix" else ""))
+            continue
+        # A phrase with a short word or stopword in it: its indexed words narrow, REGEXP decides.
+        required.extend(f"+{word}" for word in indexed)
+        residual.append(pcre_pattern(term))
+        unindexed.append(term.text)
+    return Plan(
+        boolean=" ".join(required) or None,
+        residual=tuple(residual),
+        every_term=tuple(pcre_pattern(term) for term in query.terms),
+        unindexed=tuple(unindexed),
+    )
+
+
+# ---- Queries ---------------------------------------------------------------------------
+
+def find(query: ParsedQuery, room_ids: Sequence[str], *, order: str, before: str | None,
+         offset: int, limit: int) -> Found:
+    plan = plan_for(query, fulltext_settings())
+    if order == "newest":
+        return _newest(plan, room_ids, before, limit)
+    if plan.boolean:
+        return _ranked_fulltext(plan, room_ids, offset, limit)
+    return _ranked_scan(plan, room_ids, offset, limit)
+
+
+def _base(room_ids: Sequence[str]) -> sa.Select:
+    return sa.select(Message.id).where(
+        Message.room_id.in_(list(room_ids)), Message.status != UNFINISHED_STATUS
+    )
+
+
+def _along_rooms(statement: sa.Select) -> sa.Select:
+    """Read through idx_room_id_id. Left alone, the optimizer may walk the primary key over
+    every room's messages in the id range (and stale statistics after bulk loads make it
+    likelier), which costs the whole table's traffic instead of the user's rooms'."""
+    hint = "FORCE INDEX (idx_room_id_id)"
+    return statement.with_hint(Message, hint, "mysql").with_hint(Message, hint, "mariadb")
+
+
+def _regexps(patterns: Sequence[str]) -> list[sa.ColumnElement[bool]]:
+    return [Message.content.regexp_match(pattern) for pattern in patterns]
+
+
+def _fulltext(plan: Plan):
+    return match(Message.content, against=plan.boolean).in_boolean_mode()
+
+
+def _ranked_fulltext(plan: Plan, room_ids: Sequence[str], offset: int, limit: int) -> Found:
+    score = _fulltext(plan)
+    statement = (
+        _base(room_ids).where(score, *_regexps(plan.residual))
+        .order_by(score.desc(), Message.id.desc()).offset(offset).limit(limit + 1)
+    )
+    ids = _run_time_limited(statement)
+    if ids is None:
+        return Found([], False, notice=_TOO_SLOW)
+    return Found(ids[:limit], len(ids) > limit)
+
+
+def _ranked_scan(plan: Plan, room_ids: Sequence[str], offset: int, limit: int) -> Found:
+    """Rank by occurrences of the terms among the newest FALLBACK_ROWS_PER_ROOM of each room."""
+    scopes, bounded = [], []
+    for room_id in room_ids:
+        floor = _nth_newest_id(room_id, FALLBACK_ROWS_PER_ROOM)
+        if floor is None:
+            scopes.append(Message.room_id == room_id)
+        else:
+            scopes.append(sa.and_(Message.room_id == room_id, Message.id >= floor))
+            bounded.append(room_id)
+    occurrences = sum(
+        sa.func.char_length(sa.func.regexp_replace(Message.content, pattern, "##"))
+        - sa.func.char_length(sa.func.regexp_replace(Message.content, pattern, "#"))
+        for pattern in plan.every_term
+    )
+    statement = (
+        _along_rooms(_base(room_ids)).where(sa.or_(*scopes), *_regexps(plan.every_term))
+        .order_by(occurrences.desc(), Message.id.desc()).offset(offset).limit(limit + 1)
+    )
+    ids = _run_time_limited(statement)
+    if ids is None:
+        return Found([], False, notice=_TOO_SLOW)
+    notice = _scan_notice(plan, f"the newest {FALLBACK_ROWS_PER_ROOM:,} messages of each room"
+                          ) if bounded else None
+    return Found(ids[:limit], len(ids) > limit, notice=notice)
+
+
+def _newest(plan: Plan, room_ids: Sequence[str], before: str | None, limit: int) -> Found:
+    found: list[str] = []
+    upper = before
+    windows = SCAN_WINDOWS if plan.boolean is None else WINDOWS_BEFORE_FULLTEXT
+    for _ in range(windows):
+        lower = _window_floor(room_ids, upper)
+        statement = _along_rooms(_base(room_ids).where(*_regexps(plan.every_term)))
+        if upper is not None:
+            statement = statement.where(Message.id < upper)
+        if lower is not None:
+            statement = statement.where(Message.id >= lower)
+        statement = statement.order_by(Message.id.desc()).limit(limit + 1 - len(found))
+        found.extend(db.session.scalars(statement))
+        if len(found) > limit:
+            return Found(found[:limit], True, next_before=found[limit - 1])
+        if lower is None:  # every room read back to its first message
+            return Found(found, False)
+        upper = lower
+    if plan.boolean:
+        statement = (
+            _base(room_ids).where(_fulltext(plan), *_regexps(plan.residual), Message.id < upper)
+            .order_by(Message.id.desc()).limit(limit + 1 - len(found))
+        )
+        rest = _run_time_limited(statement)
+        if rest is not None:
+            found.extend(rest)
+            has_more = len(found) > limit
+            return Found(found[:limit], has_more,
+                         next_before=found[limit - 1] if has_more else None)
+        notice = (_TOO_SLOW + " These are the matches among the newest messages; "
+                  "search further back to continue.")
+    else:
+        notice = _scan_notice(plan, f"up to {FALLBACK_ROWS_PER_ROOM:,} messages of each room "
+                              "at a time; search further back to continue")
+    return Found(found, True, next_before=upper, notice=notice)
+
+
+def _nth_newest_id(room_id: str, n: int, below: str | None = None) -> str | None:
+    """The id of the room's n-th newest message (below `below`), read from idx_room_id_id."""
+    statement = _along_rooms(sa.select(Message.id).where(Message.room_id == room_id))
+    if below is not None:
+        statement = statement.where(Message.id < below)
+    return db.session.scalar(statement.order_by(Message.id.desc()).offset(n - 1).limit(1))
+
+
+def _window_floor(room_ids: Sequence[str], upper: str | None) -> str | None:
+    """The lowest id such that no room has more than WINDOW_ROWS messages in [floor, upper);
+    None when every room has fewer left (the window reaches back to the start)."""
+    floors = [f for r in room_ids if (f := _nth_newest_id(r, WINDOW_ROWS, upper)) is not None]
+    return max(floors, default=None)
+
+
+_TOO_SLOW = "That search took too long on this server, so it stopped early."
+
+
+def _scan_notice(plan: Plan, scope: str) -> str:
+    words = ", ".join(f"“{term}”" for term in plan.unindexed)
+    return (f"This server's full-text index skips short and very common words ({words}), "
+            f"so they were looked for in {scope}.")
+
+
+def _run_time_limited(statement: sa.Select) -> list[str] | None:
+    """The statement's ids, or None if it ran past TIME_LIMIT_SECONDS."""
+    try:
+        with _time_limit(TIME_LIMIT_SECONDS):
+            return list(db.session.scalars(statement))
+    except OperationalError as error:
+        if error.orig is not None and error.orig.args and error.orig.args[0] in _TIMEOUT_ERRORS:
+            return None
+        raise
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Bound the statements run inside: max_statement_time (MariaDB, seconds) or
+    max_execution_time (MySQL, milliseconds, SELECT only); the previous value comes back after."""
+    connection = db.session.connection()
+    if connection.dialect.is_mariadb:
+        variable, value = "max_statement_time", f"{seconds:.3f}"
+    else:
+        variable, value = "max_execution_time", str(int(seconds * 1000))
+    previous = connection.exec_driver_sql(f"SELECT @@SESSION.{variable}").scalar()
+    connection.exec_driver_sql(f"SET SESSION {variable} = {value}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"SET SESSION {variable} = {previous}")
