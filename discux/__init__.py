@@ -98,6 +98,7 @@ def _register_blueprints(app: Flask) -> None:
     from discux.agents.routes import bp as agents_bp
     from discux.api.routes import bp as api_bp
     from discux.auth.routes import bp as auth_bp
+    from discux.export.routes import bp as export_bp
     from discux.invitations.routes import bp as invitations_bp
     from discux.main.routes import bp as main_bp
     from discux.rooms.routes import bp as rooms_bp
@@ -111,6 +112,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(agents_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(search_bp)
+    app.register_blueprint(export_bp)
 
 
 def _register_template_helpers(app: Flask) -> None:

@@ -1,0 +1,1 @@
+"""A room's history as a Markdown or JSON download, streamed in keyset batches."""
