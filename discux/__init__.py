@@ -98,9 +98,12 @@ def _register_blueprints(app: Flask) -> None:
     from discux.agents.routes import bp as agents_bp
     from discux.api.routes import bp as api_bp
     from discux.auth.routes import bp as auth_bp
+    from discux.discussion.routes import bp as discussion_bp
     from discux.export.routes import bp as export_bp
     from discux.invitations.routes import bp as invitations_bp
     from discux.main.routes import bp as main_bp
+    from discux.messages.routes import bp as messages_bp
+    from discux.realtime.sockets import bp as realtime_bp
     from discux.rooms.routes import bp as rooms_bp
     from discux.search.routes import bp as search_bp
     from discux.settings.routes import bp as settings_bp
@@ -110,9 +113,12 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(rooms_bp)
     app.register_blueprint(invitations_bp)
     app.register_blueprint(agents_bp)
-    app.register_blueprint(api_bp)
+    app.register_blueprint(messages_bp)
+    app.register_blueprint(realtime_bp)
     app.register_blueprint(search_bp)
     app.register_blueprint(export_bp)
+    app.register_blueprint(discussion_bp)
+    app.register_blueprint(api_bp)
 
 
 def _register_template_helpers(app: Flask) -> None:

@@ -100,6 +100,9 @@ def load_config(instance_path: Path) -> dict:
     if redis_url and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError(f"DISCUX_REDIS_URL must start with redis:// (got {redis_url!r})")
     secure = bool(base_url and base_url.startswith("https://"))
+    max_sockets = os.environ.get("DISCUX_MAX_SOCKETS") or "1000"
+    if not max_sockets.isdigit() or int(max_sockets) < 1:
+        raise ConfigError(f"DISCUX_MAX_SOCKETS must be a whole number above 0 (got {max_sockets!r})")
     return {
         "SECRET_KEY": _secret_key(instance_path, dev_login),
         "SQLALCHEMY_DATABASE_URI": _database_url(instance_path),
@@ -132,4 +135,8 @@ def load_config(instance_path: Path) -> dict:
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_recycle": 3600},
+        # Sockets per worker process; beyond it new sockets are closed at once with 1013.
+        "DISCUX_MAX_SOCKETS": int(max_sockets),
+        # flask-sock leaves ping and the client frame size limit off unless asked (NOTES.md).
+        "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 4096},
     }

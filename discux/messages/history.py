@@ -1,13 +1,28 @@
-"""Reading a room's history newest-first by keyset (never OFFSET), so cost ignores room size."""
+"""Reading a room's history newest-first by keyset (never OFFSET), so cost ignores room size,
+and everything the chat column of the room page shows."""
 
 from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from discux.extensions import db
+from discux.messages.rendering import MessageView
+from discux.messages.service import MAX_LENGTH, may_delete, room_agents
 from discux.models import Message, Room, RoomParticipant
+from discux.rooms.permissions import can
 
 PAGE_SIZE = 50
+ID_PATTERN = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+# The socket replays from a little before the newest message shown: a message whose id was
+# taken just before the page was read but committed just after still arrives (the page drops
+# the copies it already has).
+REPLAY_MARGIN_MS = 5000
 
 
 def page_before(room_id: str, before_id: str | None = None, limit: int = PAGE_SIZE):
@@ -20,7 +35,96 @@ def page_before(room_id: str, before_id: str | None = None, limit: int = PAGE_SI
     return list(reversed(rows[:limit])), has_earlier
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One message as the chat column shows it to one viewer."""
+
+    message: MessageView
+    own: bool
+    can_delete: bool
+    day_break: str | None  # the day's label when this message starts a new day
+
+
+def entries_for(messages: list[Message], participant: RoomParticipant, room: Room) -> list[Entry]:
+    entries, previous_day = [], None
+    for message in messages:
+        view = MessageView.from_message(message)
+        entries.append(Entry(
+            message=view,
+            own=view.type == "user" and view.sender_id == participant.user_id,
+            can_delete=may_delete(view, participant, room),
+            day_break=view.day_label if view.day != previous_day else None,
+        ))
+        previous_day = view.day
+    return entries
+
+
+def id_floor(epoch_ms: int) -> str:
+    """The smallest UUIDv7 of that millisecond: every message created later sorts after it."""
+    digits = f"{max(epoch_ms, 0):012x}"
+    return f"{digits[:8]}-{digits[8:]}-7000-8000-000000000000"
+
+
+def id_epoch_ms(message_id: str) -> int:
+    return int(message_id.replace("-", "")[:12], 16)
+
+
+def replay_from(newest_id: str | None) -> str:
+    """The `?after=` a page gives its socket."""
+    now_floor = time.time_ns() // 1_000_000 - REPLAY_MARGIN_MS
+    if newest_id is None:
+        return id_floor(now_floor)
+    return id_floor(min(id_epoch_ms(newest_id) - REPLAY_MARGIN_MS, now_floor))
+
+
+def composer_context(room: Room, participant: RoomParticipant, text: str = "",
+                     error: str | None = None, humans_only: bool = False) -> dict:
+    """The composer form: kept text and its error after a refused post."""
+    return {
+        "room_id": room.id,
+        "text": text,
+        "error": error,
+        "humans_only": humans_only,
+        "can_post": can(participant, "post", room),
+        "archived": not room.is_active,
+        "max_length": MAX_LENGTH,
+    }
+
+
+def agent_choices(room_id: str) -> list[dict]:
+    """The room's agents as the `@` picker lists them."""
+    return [
+        {"id": agent.id, "name": agent.name, "emoji": agent.emoji or "🤖",
+         "style": agent.style or "professional"}
+        for agent in room_agents(room_id)
+    ]
+
+
+def earlier_context(room: Room, participant: RoomParticipant, before: str | None) -> dict:
+    """A page of messages older than `before` ("Load earlier")."""
+    messages, has_earlier = page_before(room.id, before)
+    return {
+        "room_id": room.id,
+        "entries": entries_for(messages, participant, room),
+        "has_earlier": has_earlier,
+        "oldest_id": messages[0].id if messages else None,
+    }
+
+
 def chat_context(room: Room, participant: RoomParticipant) -> dict:
     """What the chat column of the room page needs."""
     messages, has_earlier = page_before(room.id)
-    return {"messages": messages, "has_earlier": has_earlier, "participant": participant}
+    newest_id = messages[-1].id if messages else None
+    return {
+        "room_id": room.id,
+        "me": participant.user_id,
+        "participant": participant,
+        "messages": messages,
+        "entries": entries_for(messages, participant, room),
+        "has_earlier": has_earlier,
+        "oldest_id": messages[0].id if messages else None,
+        "newest_id": newest_id,
+        "socket_url": f"/rooms/{room.id}/ws?after={replay_from(newest_id)}",
+        "composer": composer_context(room, participant),
+        "agents": agent_choices(room.id),
+    }

@@ -9,6 +9,8 @@ from discux.api.forms import ApiTokenForm
 from discux.auth.sessions import sessions_of, sign_out_other_sessions
 from discux.errors import DiscuxError
 from discux.extensions import limiter
+from discux.llm.base import LLMError
+from discux.llm.registry import get_provider
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -34,7 +36,26 @@ def _settings_page(status: int = 200, token_form: ApiTokenForm | None = None,
             "messages": plans.messages_used_this_month(current_user),
         },
         unlimited=plans.UNLIMITED,
+        provider=get_provider(),
     ), status
+
+
+@bp.post("/llm/test")
+@login_required
+@limiter.limit("6/minute")
+def test_connection():
+    """Ask the active provider for a one-word answer and say how it went."""
+    provider = get_provider()
+    try:
+        answer = provider.complete(
+            [{"role": "user", "content": "Reply with the single word: ready"}],
+            model=None, temperature=0.0, max_tokens=5,
+        )
+    except LLMError as error:
+        flash(f"{provider.label} did not answer: {error.message}.", "error")
+    else:
+        flash(f"{provider.label} answered: {answer.strip()[:80] or '(an empty reply)'}", "info")
+    return redirect(url_for("settings.index") + "#model", 303)
 
 
 @bp.post("/sessions/sign-out-others")

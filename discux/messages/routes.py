@@ -1,0 +1,114 @@
+"""Posting, paging back and deleting messages over HTTP (htmx, or plain forms without JS)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+from markupsafe import escape
+
+from discux.discussion.engine import on_user_message
+from discux.errors import DiscuxError
+from discux.extensions import csrf, db, limiter
+from discux.messages import service
+from discux.messages.history import ID_PATTERN, composer_context, earlier_context
+from discux.models import Room, RoomParticipant
+from discux.rooms.permissions import can, membership
+
+bp = Blueprint("messages", __name__)
+
+
+def _user_key() -> str:
+    return f"user:{current_user.id}" if current_user.is_authenticated else request.remote_addr
+
+
+def _is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _room_of_member(room_id: str) -> tuple[Room, RoomParticipant]:
+    """The room if the signed-in user is in it; 404 otherwise (its existence stays hidden)."""
+    if not current_user.is_authenticated:
+        login = url_for("auth.login", next=_room_url(room_id))
+        if _is_htmx():
+            abort(make_response("", 401, {"HX-Redirect": login}))
+        abort(redirect(login))
+    participant = membership(current_user, room_id)
+    room = db.session.get(Room, room_id) if participant else None
+    if room is None or not can(participant, "view", room):
+        abort(404)
+    return room, participant
+
+
+def _room_url(room_id: str, anchor: str | None = None) -> str:
+    return f"/rooms/{room_id}" + (f"#{anchor}" if anchor else "")
+
+
+def _form_is_utf8() -> bool:
+    """Whether the raw form body decodes as UTF-8 (werkzeug would quietly patch bad bytes)."""
+    raw = request.get_data(cache=True)
+    try:
+        if request.mimetype == "application/x-www-form-urlencoded":
+            parse_qsl(raw.decode("ascii"), keep_blank_values=True, encoding="utf-8",
+                      errors="strict")
+        else:
+            raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@bp.post("/rooms/<room_id>/messages")
+@csrf.exempt  # checked below, once the raw body has been read and found to be UTF-8
+@limiter.limit("60 per minute", key_func=_user_key)
+def post(room_id: str):
+    utf8 = _form_is_utf8()
+    csrf.protect()
+    room, participant = _room_of_member(room_id)
+    content = request.form.get("content", "")
+    humans_only = request.form.get("humans_only") == "1"
+    try:
+        if not utf8:
+            raise service.InvalidMessage(
+                "The message contains bytes that are not valid UTF-8 text; nothing was sent.",
+                "content",
+            )
+        message = service.post_user_message(current_user, room, content, humans_only)
+        on_user_message(message)
+    except DiscuxError as error:
+        db.session.rollback()
+        status = 422 if _is_htmx() else (400 if not utf8 else error.status)
+        composer = composer_context(room, participant, text=content, error=error.message,
+                                    humans_only=humans_only)
+        if _is_htmx():
+            return render_template("messages/_composer.html", composer=composer), status
+        return render_template("messages/not_sent.html", room=room, composer=composer), status
+    if _is_htmx():
+        # The message itself reaches this page through its socket, like everyone else's.
+        composer = composer_context(room, participant, humans_only=humans_only)
+        return render_template("messages/_composer.html", composer=composer)
+    return redirect(_room_url(room.id, f"message-{message.id}"), 303)
+
+
+@bp.get("/rooms/<room_id>/messages")
+def earlier(room_id: str):
+    room, participant = _room_of_member(room_id)
+    before = request.args.get("before") or None
+    if before is not None and not ID_PATTERN.match(before):
+        abort(400, "before must be a message id.")
+    context = earlier_context(room, participant, before)
+    if _is_htmx():
+        return render_template("messages/_earlier.html", earlier=context)
+    return render_template("messages/earlier.html", room=room, earlier=context)
+
+
+@bp.route("/rooms/<room_id>/messages/<message_id>", methods=["DELETE"])
+@bp.post("/rooms/<room_id>/messages/<message_id>/delete")
+def delete(room_id: str, message_id: str):
+    room, _ = _room_of_member(room_id)
+    service.delete_message(current_user, room, message_id)
+    if _is_htmx():
+        # Removed here at once; every other screen gets the same through its socket.
+        return f'<div id="message-{escape(message_id)}" hx-swap-oob="delete"></div>'
+    return redirect(_room_url(room.id), 303)

@@ -1,0 +1,167 @@
+"""Posting and deleting messages: the rules, the write, and the event that tells every socket.
+
+The discussion engine reuses `render_markdown`, `post_system_message` and the `publish_message_*`
+helpers so agent replies are stored and pushed exactly like people's messages.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from discux import plans
+from discux.errors import DiscuxError, Forbidden
+from discux.extensions import db
+from discux.ids import new_id
+from discux.messages.mentions import resolve_mentions
+from discux.messages.rendering import MessageView, render_markdown
+from discux.models import Agent, Message, MessageMention, Room, RoomAgent, RoomParticipant, User
+from discux.realtime import publish
+from discux.rooms.permissions import can, membership
+
+__all__ = [
+    "MAX_LENGTH", "InvalidMessage", "MessageNotFound", "delete_message", "message_payload", "post_system_message",
+    "post_user_message", "publish_message_completed", "publish_message_created",
+    "publish_message_delta", "render_markdown", "room_agents", "validate_content",
+]
+
+MAX_LENGTH = 4000
+SYSTEM_SENDER = "system"
+
+
+class MessageNotFound(DiscuxError):
+    status = 404
+    code = "not_found"
+
+
+class InvalidMessage(DiscuxError):
+    """The text cannot be posted as it is; the composer shows why and keeps the text."""
+
+    status = 422
+    code = "invalid_message"
+
+
+def validate_content(content: str | None) -> str:
+    """The text to store (trimmed), or InvalidMessage saying what to change."""
+    text = (content or "").strip()
+    if not text:
+        raise InvalidMessage("Write something before sending.", "content")
+    if len(text) > MAX_LENGTH:
+        raise InvalidMessage(
+            f"Messages can be at most {MAX_LENGTH:,} characters; this one has {len(text):,}. "
+            f"Shorten it by {len(text) - MAX_LENGTH:,} or split it in two.",
+            "content",
+        )
+    if "\x00" in text:
+        raise InvalidMessage("The message contains a NUL character, which cannot be stored.",
+                             "content")
+    return text
+
+
+def room_agents(room_id: str) -> list[Agent]:
+    """The room's agents in the order they joined (the order `@all` addresses them)."""
+    return list(
+        db.session.scalars(
+            sa.select(Agent)
+            .join(RoomAgent, RoomAgent.agent_id == Agent.id)
+            .where(RoomAgent.room_id == room_id)
+            .order_by(RoomAgent.added_at, RoomAgent.id)
+        )
+    )
+
+
+def message_payload(message: Message) -> dict:
+    """The JSON `data` of message.created / message.completed events."""
+    return MessageView.from_message(message).to_payload()
+
+
+def publish_message_created(message: Message) -> None:
+    """Push a committed message to every socket of its room (it appears at the bottom)."""
+    publish(message.room_id, "message.created", message_payload(message))
+
+
+def publish_message_completed(message: Message) -> None:
+    """Push the final state of a (streamed) message: sockets replace it in place."""
+    publish(message.room_id, "message.completed", message_payload(message))
+
+
+def publish_message_delta(room_id: str, message_id: str, delta: str) -> None:
+    """Push a piece of a streaming reply; HTML sockets append it to the message's text."""
+    publish(room_id, "message.delta", {"id": message_id, "delta": delta})
+
+
+def post_user_message(user: User, room: Room, content: str | None,
+                      humans_only: bool = False) -> Message:
+    """Validate, check the plan's monthly quota, resolve mentions, store, and push the message."""
+    participant = membership(user, room.id)
+    if not can(participant, "post", room):
+        raise Forbidden(
+            "This room is archived: it is read-only." if participant and not room.is_active
+            else "You can't post in this room."
+        )
+    text = validate_content(content)
+    plans.check_can_post_message(user)
+    message = Message(
+        id=new_id(),
+        room_id=room.id,
+        content=text,
+        content_html=render_markdown(text),
+        type="user",
+        sender_id=user.id,
+        sender_name=user.display_name,
+        status="complete",
+        humans_only=bool(humans_only),
+    )
+    # A humans-only message addresses no agent, so it records no mentions for the engine to act on.
+    mentioned = [] if humans_only else resolve_mentions(text, room_agents(room.id))
+    # Ids are generated in mention order, so ORDER BY id gives the order they were written.
+    message.mentions = [
+        MessageMention(id=new_id(), message_id=message.id, mentioned_agent_id=agent.id)
+        for agent in mentioned
+    ]
+    db.session.add(message)
+    db.session.commit()
+    publish_message_created(message)
+    return message
+
+
+def post_system_message(room: Room, text: str) -> Message:
+    """A notice from Discux itself (a failure, a summary…), stored and pushed like any message."""
+    message = Message(
+        id=new_id(),
+        room_id=room.id,
+        content=text,
+        content_html=render_markdown(text),
+        type="system",
+        sender_id=SYSTEM_SENDER,
+        sender_name="Discux",
+        status="complete",
+    )
+    db.session.add(message)
+    db.session.commit()
+    publish_message_created(message)
+    return message
+
+
+def may_delete(message: Message | MessageView, participant: RoomParticipant | None,
+               room: Room) -> bool:
+    """Own messages by their sender; any message by the room's staff."""
+    own = (participant is not None and message.type == "user"
+           and message.sender_id == participant.user_id)
+    if own and can(participant, "delete_own_message", room):
+        return True
+    return can(participant, "delete_any_message", room)
+
+
+def delete_message(user: User, room: Room, message_id: str) -> None:
+    """Delete a message of `room` if `user` may, and remove it from every screen."""
+    message = db.session.scalar(
+        sa.select(Message).where(Message.id == message_id, Message.room_id == room.id)
+    )
+    if message is None:
+        raise MessageNotFound("That message does not exist (it may already be deleted).")
+    if not may_delete(message, membership(user, room.id), room):
+        raise Forbidden("You can delete your own messages; only the room's owner and admins "
+                        "can delete other people's.")
+    db.session.delete(message)
+    db.session.commit()
+    publish(room.id, "message.deleted", {"id": message_id})

@@ -1,0 +1,313 @@
+"""This process's open sockets, by room: fan-out, presence, closing on request.
+
+Each socket is a `Connection` with a bounded outbound queue; its own handler thread is its only
+writer (it also reads what the client sent, woken by the reader thread). The broker's `deliver`
+renders an event once per kind of listener and enqueues it to every socket of the room under the
+room's lock, so every listener receives the room's events in the same order. A socket whose queue
+is full (its client stopped reading) is cut off instead of delaying anyone else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app, has_app_context
+
+from discux.realtime import frames
+from discux.realtime.broker import Broker, make_broker
+from discux.realtime.server import OutboundFrame, RoomSocketServer
+
+log = logging.getLogger("discux.realtime")
+
+CLOSE_CONTROL = "control.close"
+AWAY_AFTER = 60.0  # seconds without activity before "online" becomes "away" (SPEC §9)
+SWEEP_EVERY = 5.0
+HEARTBEAT_EVERY = 30.0
+
+
+class Connection:
+    """One open socket of one member in one room."""
+
+    def __init__(self, ws: RoomSocketServer, *, room_id: str, user_id: str, user_name: str,
+                 fmt: str, may_delete_own: bool, may_delete_any: bool, queue_limit: int):
+        self.ws = ws
+        self.room_id = room_id
+        self.user_id = user_id
+        self.user_name = user_name
+        self.fmt = fmt
+        self.may_delete_own = may_delete_own
+        self.may_delete_any = may_delete_any
+        self.queue_limit = queue_limit
+        self.last_active = time.monotonic()
+        self.last_typing = 0.0
+        self.bad_frames = 0
+        # ids already sent by the `?after=` replay: the live event for them is skipped
+        self.replayed: set[str] = set()
+        self._items: deque[tuple[OutboundFrame, str | None]] = deque()
+        self._cond = threading.Condition()
+        self._woken = False
+        self._closing: tuple[int, str] | None = None
+        self.aborted = False
+        ws.on_input = self.wake
+
+    def offer(self, frame: OutboundFrame, message_id: str | None = None) -> bool:
+        """Queue a frame; False when the queue is full (the client is not keeping up)."""
+        with self._cond:
+            if self._closing or self.aborted:
+                return True
+            if len(self._items) >= self.queue_limit:
+                return False
+            self._items.append((frame, message_id))
+            self._cond.notify()
+        return True
+
+    def wake(self) -> None:
+        with self._cond:
+            self._woken = True
+            self._cond.notify()
+
+    def request_close(self, code: int, reason: str) -> None:
+        """Ask the writer to close politely after what is already queued."""
+        with self._cond:
+            if self._closing is None:
+                self._closing = (code, reason)
+            self._cond.notify()
+
+    def abort(self) -> None:
+        """Cut a client that stopped reading; it reconnects and replays what it missed."""
+        self.aborted = True
+        self.ws.abort()
+        self.wake()
+
+    def _take(self, timeout: float):
+        with self._cond:
+            self._cond.wait_for(lambda: self._items or self._woken or self._closing, timeout)
+            items = list(self._items)
+            self._items.clear()
+            self._woken = False
+            return items, self._closing
+
+    def serve(self, on_client_frame) -> None:
+        """Write queued frames and read client frames until the socket ends."""
+        from simple_websocket import ConnectionClosed
+
+        try:
+            while not self.aborted:
+                items, closing = self._take(timeout=30.0)
+                for frame, message_id in items:
+                    if message_id is not None and message_id in self.replayed:
+                        self.replayed.discard(message_id)
+                        continue
+                    self.ws.send_frame(frame)
+                while closing is None:
+                    data = self.ws.receive(timeout=0)
+                    if data is None:
+                        break
+                    on_client_frame(self, data)
+                    closing = self._closing
+                if closing is not None:
+                    self.ws.close(reason=closing[0], message=closing[1])
+                    return
+                if not self.ws.connected:
+                    return
+        except (ConnectionClosed, OSError):
+            return
+
+    def send_now(self, text: str) -> None:
+        """Write directly; only the connection's own thread calls this (the replay)."""
+        self.ws.send_frame(OutboundFrame(text))
+
+
+@dataclass
+class RoomChannel:
+    """A room's sockets in this process; the lock orders its events for all of them."""
+
+    conns: set[Connection] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Hub:
+    """The per-process registry of sockets, bound to one app and one broker."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.max_sockets = int(app.config.get("DISCUX_MAX_SOCKETS", 1000))
+        self.queue_limit = int(app.config.get("DISCUX_SOCKET_QUEUE", 512))
+        self._rooms: dict[str, RoomChannel] = {}
+        self._lock = threading.Lock()
+        self._count = 0
+        self._local_states: dict[tuple[str, str], str] = {}
+        self._published: dict[tuple[str, str], str] = {}
+        self._presence_lock = threading.Lock()
+        self._sweeper: threading.Thread | None = None
+        self.broker: Broker = make_broker(app.config, self.deliver, self._after_broker_outage)
+
+    # ---- registry ----
+    @property
+    def socket_count(self) -> int:
+        return self._count
+
+    def register(self, conn: Connection) -> bool:
+        """Add a socket, or refuse it (False) when this process is at its socket cap."""
+        with self._lock:
+            if self._count >= self.max_sockets:
+                return False
+            self._count += 1
+            self._rooms.setdefault(conn.room_id, RoomChannel()).conns.add(conn)
+            if self._sweeper is None or not self._sweeper.is_alive():
+                self._sweeper = threading.Thread(target=self._sweep, name="discux-presence",
+                                                 daemon=True)
+                self._sweeper.start()
+        self._presence_changed(conn.room_id, conn.user_id, conn.user_name)
+        return True
+
+    def unregister(self, conn: Connection) -> None:
+        with self._lock:
+            channel = self._rooms.get(conn.room_id)
+            if channel is None or conn not in channel.conns:
+                return
+            channel.conns.discard(conn)
+            self._count -= 1
+            if not channel.conns:
+                del self._rooms[conn.room_id]
+        self._presence_changed(conn.room_id, conn.user_id, conn.user_name)
+
+    def connections(self, room_id: str, user_id: str | None = None) -> list[Connection]:
+        with self._lock:
+            channel = self._rooms.get(room_id)
+            conns = list(channel.conns) if channel else []
+        return [c for c in conns if user_id is None or c.user_id == user_id]
+
+    # ---- events ----
+    def publish(self, event: dict) -> None:
+        self.broker.publish(event)
+
+    def deliver(self, event: dict) -> None:
+        """Hand one event to this process's sockets of its room (called by the broker)."""
+        if event.get("type") == CLOSE_CONTROL:
+            data = event.get("data") or {}
+            for conn in self.connections(event.get("room_id", ""), data.get("user_id")):
+                conn.request_close(int(data.get("code") or 1008), data.get("reason") or "")
+            return
+        with self._lock:
+            channel = self._rooms.get(event.get("room_id", ""))
+        if channel is None:
+            return
+        dedupe_id = None
+        if event["type"] in ("message.created", "summary.created"):
+            dedupe_id = (event.get("data") or {}).get("id")
+        with channel.lock:
+            with self._lock:
+                conns = list(channel.conns)
+            rendered: dict[tuple, OutboundFrame] = {}
+            slow = []
+            for conn in conns:
+                key = frames.variant(event, conn)
+                if key is None:
+                    continue
+                frame = rendered.get(key)
+                if frame is None:
+                    frame = rendered[key] = OutboundFrame(
+                        frames.render(event, key, self.app.jinja_env))
+                if not conn.offer(frame, dedupe_id):
+                    slow.append(conn)
+        for conn in slow:
+            log.info("closing a socket of user %s in room %s: %d frames behind",
+                     conn.user_id, conn.room_id, conn.queue_limit)
+            conn.abort()
+
+    def close_sockets(self, room_id: str, user_id: str | None, code: int, reason: str) -> None:
+        self.publish({"type": CLOSE_CONTROL, "room_id": room_id, "html": None,
+                      "data": {"user_id": user_id, "code": code, "reason": reason}})
+
+    def _after_broker_outage(self) -> None:
+        # Events published while Redis was away never reached this process: make every client
+        # reconnect (1012 = service restart, the htmx extension retries) and replay the gap.
+        with self._lock:
+            conns = [conn for channel in self._rooms.values() for conn in channel.conns]
+        for conn in conns:
+            conn.request_close(1012, "Reconnecting to catch up")
+
+    # ---- presence ----
+    def touch(self, conn: Connection) -> None:
+        """The person behind `conn` did something: they are online."""
+        conn.last_active = time.monotonic()
+        if self._local_states.get((conn.room_id, conn.user_id)) != "online":
+            self._presence_changed(conn.room_id, conn.user_id, conn.user_name)
+
+    def _local_state(self, room_id: str, user_id: str) -> str:
+        conns = self.connections(room_id, user_id)
+        if not conns:
+            return "offline"
+        newest = max(conn.last_active for conn in conns)
+        return "online" if time.monotonic() - newest < AWAY_AFTER else "away"
+
+    def _presence_changed(self, room_id: str, user_id: str, name: str) -> None:
+        with self._presence_lock:
+            key = (room_id, user_id)
+            local = self._local_state(room_id, user_id)
+            if local != self._local_states.get(key, "offline"):
+                if local == "offline":
+                    self._local_states.pop(key, None)
+                else:
+                    self._local_states[key] = local
+                self.broker.set_presence(room_id, user_id, local)
+            state = self.broker.presence(room_id).get(user_id, "offline")
+            if state == self._published.get(key, "offline"):
+                return
+            if state == "offline":
+                self._published.pop(key, None)
+            else:
+                self._published[key] = state
+            # Published under the lock so two changes of one person go out in order.
+            self.publish({"type": "presence", "room_id": room_id, "html": None,
+                          "data": {"user_id": user_id, "name": name, "state": state}})
+
+    def presence(self, room_id: str) -> dict[str, str]:
+        return self.broker.presence(room_id)
+
+    def _sweep(self) -> None:
+        """Turn idle sockets' people "away" and keep this process's presence fresh in Redis."""
+        last_heartbeat = time.monotonic()
+        while True:
+            time.sleep(SWEEP_EVERY)
+            with self._lock:
+                if self._count == 0:
+                    self._sweeper = None
+                    return
+                people = {(conn.room_id, conn.user_id): conn.user_name
+                          for channel in self._rooms.values() for conn in channel.conns}
+            for (room_id, user_id), name in people.items():
+                if self._local_states.get((room_id, user_id)) == "online":
+                    with contextlib.suppress(Exception):
+                        self._presence_changed(room_id, user_id, name)
+            if time.monotonic() - last_heartbeat >= HEARTBEAT_EVERY:
+                last_heartbeat = time.monotonic()
+                self.broker.refresh_presence(dict(self._local_states))
+
+    def close(self) -> None:
+        self.broker.close()
+
+
+_create_lock = threading.Lock()
+EXTENSION_KEY = "discux.realtime"
+
+
+def hub_for(app: Flask | None = None) -> Hub:
+    """The hub of `app` (default: the current app), created on first use."""
+    if app is None:
+        if not has_app_context():
+            raise RuntimeError("publishing needs an app context (or pass the app)")
+        app = current_app._get_current_object()
+    hub = app.extensions.get(EXTENSION_KEY)
+    if hub is None:
+        with _create_lock:
+            hub = app.extensions.get(EXTENSION_KEY)
+            if hub is None:
+                hub = app.extensions[EXTENSION_KEY] = Hub(app)
+    return hub

@@ -1,0 +1,197 @@
+"""`/rooms/<room_id>/ws`: a member's live view of a room.
+
+Who may connect is decided before the WebSocket handshake (flask-sock completes it before the
+route body runs): signed out or a foreign Origin → 403, not a member → 404, a malformed query →
+400, all as plain HTTP answers with no socket opened. Past the handshake, a process at its
+socket cap closes the new socket at once with 1013 (try again later) rather than letting it hang.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, g, request
+from flask_login import current_user
+
+from discux.extensions import db, sock
+from discux.messages.history import ID_PATTERN
+from discux.messages.rendering import MessageView
+from discux.models import Message, Room
+from discux.realtime import frames, server
+from discux.realtime.hub import Connection, hub_for
+from discux.rooms.permissions import can, membership
+
+bp = Blueprint("realtime", __name__)
+server.install()
+
+REPLAY_CHUNK = 100
+REPLAY_LIMIT = 1000
+CLIENT_FRAME_TYPES = ("typing", "active")
+TYPING_EVERY = 2.0  # seconds between two typing events of one socket
+FRAME_BUDGET = 20  # client frames in a burst; refilled at FRAME_REFILL per second
+FRAME_REFILL = 5.0
+MAX_BAD_FRAMES = 10
+CLOSE_POLICY = 1008
+CLOSE_UNSUPPORTED = 1003
+CLOSE_TRY_AGAIN = 1013
+
+
+@dataclass(frozen=True)
+class SocketRequest:
+    room_id: str
+    user_id: str
+    user_name: str
+    fmt: str
+    after: str | None
+    may_delete_own: bool
+    may_delete_any: bool
+
+
+def origin_allowed(origin: str | None) -> bool:
+    """Same host as the request (or DISCUX_BASE_URL). No Origin means no browser, hence no
+    cross-site page riding on the visitor's cookie."""
+    if origin is None:
+        return True
+    parts = urlsplit(origin)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        return False
+    if parts.netloc.lower() == request.host.lower():
+        return True
+    base_url = current_app.config.get("DISCUX_BASE_URL")
+    return bool(base_url) and origin.rstrip("/").lower() == base_url.rstrip("/").lower()
+
+
+@bp.before_request
+def check_before_handshake():
+    if request.endpoint != "realtime.room_socket":
+        return None
+    if not current_user.is_authenticated:
+        abort(403, "Sign in to follow this room live.")
+    if not origin_allowed(request.headers.get("Origin")):
+        abort(403, "This page may not open a live connection to the room.")
+    room_id = request.view_args["room_id"]
+    participant = membership(current_user, room_id)
+    room = db.session.get(Room, room_id) if participant else None
+    if room is None or not can(participant, "view", room):
+        abort(404)
+    fmt = request.args.get("format", "html")
+    after = request.args.get("after") or None
+    if fmt not in {"html", "json"}:
+        abort(400, "format must be html or json.")
+    if after is not None and not ID_PATTERN.match(after):
+        abort(400, "after must be a message id.")
+    g.room_socket = SocketRequest(
+        room_id=room.id,
+        user_id=current_user.id,
+        user_name=current_user.display_name,
+        fmt=fmt,
+        after=after,
+        may_delete_own=can(participant, "delete_own_message", room),
+        may_delete_any=can(participant, "delete_any_message", room),
+    )
+    return None
+
+
+@sock.route("/rooms/<room_id>/ws", bp=bp)
+def room_socket(ws, room_id: str):
+    info: SocketRequest = g.room_socket
+    hub = hub_for()
+    conn = Connection(
+        ws, room_id=info.room_id, user_id=info.user_id, user_name=info.user_name, fmt=info.fmt,
+        may_delete_own=info.may_delete_own, may_delete_any=info.may_delete_any,
+        queue_limit=hub.queue_limit,
+    )
+    if not hub.register(conn):
+        ws.close(reason=CLOSE_TRY_AGAIN, message="This server has too many open connections; "
+                                                 "try again shortly.")
+        return
+    try:
+        if info.after:
+            replay(conn, info.after)
+        # A socket lives for hours: give its database connection back to the pool now.
+        db.session.remove()
+        budget = FrameBudget()
+        conn.serve(lambda c, data: on_client_frame(hub, c, data, budget))
+    finally:
+        hub.unregister(conn)
+
+
+def replay(conn: Connection, after: str) -> None:
+    """Send the room's messages newer than `after`, oldest first, before any live event."""
+    cursor, sent = after, 0
+    env = current_app.jinja_env
+    while sent < REPLAY_LIMIT:
+        rows = list(db.session.scalars(
+            sa.select(Message)
+            .where(Message.room_id == conn.room_id, Message.id > cursor)
+            .order_by(Message.id)
+            .limit(REPLAY_CHUNK)
+        ))
+        if not rows:
+            return
+        views = [MessageView.from_message(row) for row in rows]
+        conn.replayed.update(view.id for view in views)
+        if conn.fmt == "json":
+            for view in views:
+                conn.send_now(frames.json_event("message.created", conn.room_id,
+                                                view.to_payload()))
+        else:
+            parts = []
+            for view in views:
+                own = view.type == "user" and view.sender_id == conn.user_id
+                may_delete = (own and conn.may_delete_own) or conn.may_delete_any
+                parts.append(frames.message_html(env, view, own, may_delete))
+            conn.send_now(frames.append_messages(parts))
+        cursor, sent = rows[-1].id, sent + len(rows)
+
+
+class FrameBudget:
+    """A token bucket for client frames (Flask-Limiter never sees socket frames)."""
+
+    def __init__(self):
+        self.tokens = float(FRAME_BUDGET)
+        self.stamp = time.monotonic()
+        self.dropped = 0
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(FRAME_BUDGET, self.tokens + (now - self.stamp) * FRAME_REFILL)
+        self.stamp = now
+        if self.tokens < 1:
+            self.dropped += 1
+            return False
+        self.tokens -= 1
+        return True
+
+
+def on_client_frame(hub, conn: Connection, data, budget: FrameBudget) -> None:
+    """Clients only say `{"type": "typing"}` (or `"active"`); anything else is ignored, and a
+    client that keeps sending junk or floods is closed with 1008."""
+    if isinstance(data, bytes):
+        conn.request_close(CLOSE_UNSUPPORTED, "This socket only accepts JSON text frames.")
+        return
+    if not budget.take():
+        if budget.dropped > 4 * FRAME_BUDGET:
+            conn.request_close(CLOSE_POLICY, "Too many frames.")
+        return
+    try:
+        frame = json.loads(data)
+    except ValueError:
+        frame = None
+    kind = frame.get("type") if isinstance(frame, dict) else None
+    if kind not in CLIENT_FRAME_TYPES:
+        conn.bad_frames += 1
+        if conn.bad_frames > MAX_BAD_FRAMES:
+            conn.request_close(CLOSE_POLICY, 'Send {"type": "typing"} frames only.')
+        return
+    hub.touch(conn)
+    if kind == "typing":
+        now = time.monotonic()
+        if now - conn.last_typing >= TYPING_EVERY:
+            conn.last_typing = now
+            hub.publish({"type": "typing", "room_id": conn.room_id, "html": None,
+                         "data": {"user_id": conn.user_id, "name": conn.user_name}})

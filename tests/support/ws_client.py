@@ -1,0 +1,110 @@
+"""Real sockets and real HTTP against a live server, the way a browser would use them."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from urllib.parse import urlencode
+
+import requests
+import simple_websocket
+
+from discux.auth.sessions import COOKIE_NAME
+
+CSRF_IN_PAGE = re.compile(r'"X-CSRFToken": "([^"]+)"')
+
+
+def socket_url(base_url: str, room_id: str, **params) -> str:
+    query = urlencode({key: value for key, value in params.items() if value is not None})
+    return base_url.replace("http", "ws", 1) + f"/rooms/{room_id}/ws" + (f"?{query}" if query else "")
+
+
+def connect(base_url: str, room_id: str, token: str | None, *, fmt: str | None = "json",
+            after: str | None = None, origin: str | None = None) -> simple_websocket.Client:
+    """Open a room socket with the session cookie (raises ConnectionError(status) if refused)."""
+    headers = {}
+    if token:
+        headers["Cookie"] = f"{COOKIE_NAME}={token}"
+    if origin:
+        headers["Origin"] = origin
+    return simple_websocket.Client.connect(
+        socket_url(base_url, room_id, format=fmt, after=after), headers=headers
+    )
+
+
+def refusal_status(base_url: str, room_id: str, token: str | None, **kwargs) -> int | None:
+    """The HTTP status a refused handshake got, or None if the socket opened."""
+    try:
+        ws = connect(base_url, room_id, token, **kwargs)
+    except simple_websocket.ConnectionError as error:
+        return error.status_code
+    ws.close()
+    return None
+
+
+def next_event(ws, timeout: float = 5.0) -> dict:
+    """The next JSON event, or AssertionError after `timeout` seconds."""
+    raw = ws.receive(timeout=timeout)
+    assert raw is not None, f"no event within {timeout} s"
+    return json.loads(raw)
+
+
+def wait_for_event(ws, predicate, timeout: float = 5.0) -> dict:
+    """Skip events until one matches `predicate` (bounded by `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no matching event within {timeout} s"
+        raw = ws.receive(timeout=left)
+        assert raw is not None, f"no matching event within {timeout} s"
+        event = json.loads(raw) if raw.startswith("{") else raw
+        if predicate(event):
+            return event
+
+
+def wait_for_text(ws, needle: str, timeout: float = 5.0) -> str:
+    """Skip frames until an (HTML) frame containing `needle` arrives."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no frame with {needle!r} within {timeout} s"
+        raw = ws.receive(timeout=left)
+        assert raw is not None, f"no frame with {needle!r} within {timeout} s"
+        if needle in raw:
+            return raw
+
+
+def close_code(ws, timeout: float = 5.0) -> int:
+    """Read until the server closes the socket; its close code."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            ws.receive(timeout=deadline - time.monotonic())
+        except simple_websocket.ConnectionClosed as closed:
+            return int(closed.reason)
+    raise AssertionError(f"the socket was still open after {timeout} s")
+
+
+class Member:
+    """A signed-in person posting over HTTP with their cookie and CSRF token, like a browser."""
+
+    def __init__(self, base_url: str, token: str):
+        self.base_url = base_url
+        self.http = requests.Session()
+        self.http.cookies.set(COOKIE_NAME, token)
+        page = self.http.get(base_url + "/", timeout=10)
+        self.csrf = CSRF_IN_PAGE.search(page.text).group(1)
+
+    def post(self, room_id: str, content: str, htmx: bool = True, **form):
+        headers = {"X-CSRFToken": self.csrf}
+        if htmx:
+            headers["HX-Request"] = "true"
+        return self.http.post(f"{self.base_url}/rooms/{room_id}/messages",
+                              data={"content": content, **form}, headers=headers,
+                              allow_redirects=False, timeout=30)
+
+    def delete(self, room_id: str, message_id: str):
+        return self.http.delete(f"{self.base_url}/rooms/{room_id}/messages/{message_id}",
+                                headers={"X-CSRFToken": self.csrf, "HX-Request": "true"},
+                                timeout=10)

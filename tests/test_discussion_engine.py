@@ -1,0 +1,443 @@
+"""The discussion engine against a real local OpenAI-compatible server: who answers, in what
+order, with what context, within what budget, and what people see when the model fails."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from discux.discussion.engine import MAX_HANDOVERS, engine_for
+from discux.extensions import db
+from discux.models import Agent, Message, RoomBrief, RoomSettings, User
+from tests.conftest import LiveServer, empty_tables
+from tests.support import chat_factories, factories, ws_client
+from tests.support.fake_llm import FakeLLM, FakeReply
+
+
+@pytest.fixture(scope="module")
+def fake():
+    server = FakeLLM().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm_app(make_app, fake):
+    fake.reset()
+    app = make_app(DISCUX_LLM_BASE_URL=fake.base_url, DISCUX_LLM_MODEL="fake-small",
+                   DISCUX_LLM_TIMEOUT=1.0)
+    yield app
+    engine_for(app).wait_idle(timeout=10)
+    with app.app_context():
+        db.session.remove()
+        empty_tables(db.engine)
+
+
+class Room:
+    """A room with an owner signed in on a test client, and named agents in it."""
+
+    def __init__(self, app, agents=(("Nova", "analytical"), ("Scout", "direct"))):
+        self.app = app
+        self.client = app.test_client()
+        with app.app_context():
+            owner = factories.create_user(name="Ana")
+            self.owner_id = owner.id
+            room = chat_factories.create_room(owner, name="Launch plan")
+            self.id = room.id
+            self.agents = {}
+            for name, style in agents:
+                agent = chat_factories.create_agent(owner, name=name, style=style)
+                agent.prompt = f"You are {name}, persona marker {name.upper()}-PERSONA."
+                db.session.commit()
+                chat_factories.add_agent(room, agent, owner)
+                self.agents[name] = agent.id
+            token = factories.create_session_token(owner.id)
+        self.client.set_cookie("discux_session", token, domain="localhost")
+        html = self.client.get("/").get_data(as_text=True)
+        self.csrf = re.search(r'"X-CSRFToken": "([^"]+)"', html).group(1)
+
+    def post(self, text: str, humans_only: bool = False, expect: int = 303):
+        data = {"content": text, "csrf_token": self.csrf}
+        if humans_only:
+            data["humans_only"] = "1"
+        response = self.client.post(f"/rooms/{self.id}/messages", data=data)
+        assert response.status_code == expect, response.get_data(as_text=True)[:500]
+        return response
+
+    def control(self, action: str):
+        return self.client.post(f"/rooms/{self.id}/{action}", data={"csrf_token": self.csrf})
+
+    def wait(self, timeout: float = 15):
+        assert engine_for(self.app).wait_idle(self.id, timeout=timeout), "agents still busy"
+
+    def messages(self) -> list[Message]:
+        with self.app.app_context():
+            rows = db.session.scalars(
+                sa.select(Message).where(Message.room_id == self.id).order_by(Message.id)).all()
+            for row in rows:
+                db.session.expunge(row)
+            return rows
+
+    def replies(self) -> list[tuple[str, str]]:
+        return [(m.sender_name, m.content) for m in self.messages() if m.type == "agent"]
+
+    def system_notes(self) -> list[str]:
+        return [m.content for m in self.messages() if m.type == "system"]
+
+
+def by_agent(replies: dict[str, str]):
+    """A responder answering as whichever agent the system prompt names."""
+
+    def respond(body):
+        system = body["messages"][0]["content"]
+        for name, text in replies.items():
+            if system.startswith(f"You are {name},"):
+                return FakeReply(text=text)
+        return None
+
+    return respond
+
+
+def test_mentioned_agent_streams_a_reply_that_is_stored(llm_app, fake):
+    room = Room(llm_app)
+    fake.queue(FakeReply(text="Ship the beta on Friday.", logprobs=True))
+    room.post("@Nova when should we ship?")
+    room.wait()
+    [reply] = [m for m in room.messages() if m.type == "agent"]
+    assert (reply.sender_name, reply.content, reply.status) == ("Nova", "Ship the beta on Friday.",
+                                                                "complete")
+    assert reply.processing_time is not None and reply.processing_time >= 0
+    assert reply.agent_confidence == pytest.approx(0.9, abs=0.01)
+    assert reply.context_length == 1
+    with llm_app.app_context():
+        assert db.session.get(Agent, room.agents["Nova"]).usage_count == 1
+
+
+def test_prompt_carries_style_persona_and_who_is_here(llm_app, fake):
+    room = Room(llm_app)
+    room.post("@Nova thoughts?")
+    room.wait()
+    [body] = fake.requests
+    system = body["messages"][0]["content"]
+    assert "NOVA-PERSONA" in system
+    assert "Be analytical" in system  # the analytical style's instruction
+    assert "People in this room: Ana." in system
+    assert "@Scout" in system
+    assert (body["temperature"], body["max_tokens"]) == (0.4, 600)
+    assert body["model"] == "fake-small" and body["stream"] is True
+    assert body["messages"][-1] == {"role": "user", "content": "Ana: @Nova thoughts?"}
+
+
+def test_several_agents_answer_in_mention_order_each_seeing_earlier_replies(llm_app, fake):
+    room = Room(llm_app)
+    fake.respond_with(by_agent({"Nova": "Nova says A.", "Scout": "Scout says B."}))
+    room.post("@Scout and @Nova, what now?")
+    room.wait()
+    assert room.replies() == [("Scout", "Scout says B."), ("Nova", "Nova says A.")]
+    second = fake.requests[1]["messages"]
+    assert {"role": "user", "content": "Scout (agent): Scout says B."} in second
+    assert "Scout says B." not in json.dumps(fake.requests[0])
+
+
+def test_an_agent_mention_hands_over_the_turn(llm_app, fake):
+    room = Room(llm_app)
+    fake.respond_with(by_agent({"Nova": "Over to @Scout for numbers.", "Scout": "It's 42."}))
+    room.post("@Nova start us off")
+    room.wait()
+    assert room.replies() == [("Nova", "Over to @Scout for numbers."), ("Scout", "It's 42.")]
+
+
+def test_hand_overs_stop_at_the_budget_and_continue_grants_more(llm_app, fake):
+    room = Room(llm_app)
+    fake.respond_with(by_agent({"Nova": "What do you say, @Scout?", "Scout": "Back to @Nova."}))
+    room.post("@Nova go")
+    room.wait()
+    assert len(room.replies()) == 1 + MAX_HANDOVERS
+    room.control("continue")
+    room.wait()
+    assert len(room.replies()) == 1 + MAX_HANDOVERS + 3
+
+
+def test_ten_replies_is_the_most_one_message_sets_off(llm_app, fake):
+    names = [(f"Agent{n}", "direct") for n in range(12)]
+    room = Room(llm_app, agents=names)
+    fake.respond_with(lambda body: FakeReply(text="ok"))
+    room.post("@all answer please")
+    room.wait()
+    assert len(room.replies()) == 10
+
+
+@pytest.fixture
+def room_socket(llm_app):
+    """`room_socket(room)` → a JSON socket on a live server of the LLM app, as the owner."""
+    server = LiveServer(llm_app).start()
+    sockets = []
+
+    def _open(room):
+        with llm_app.app_context():
+            token = factories.create_session_token(room.owner_id)
+        ws = ws_client.connect(server.url, room.id, token)
+        sockets.append(ws)
+        return ws
+
+    yield _open
+    for ws in sockets:
+        ws.close()
+    server.stop()
+
+
+def test_reply_streams_to_listening_sockets_then_completes(llm_app, fake, room_socket):
+    room = Room(llm_app)
+    ws = room_socket(room)
+    fake.queue(FakeReply(text="alpha beta gamma delta", delay_per_token=0.06))
+    room.post("@Nova stream please")
+    status = ws_client.wait_for_event(ws, lambda e: e["type"] == "agent.status")
+    assert status["data"]["state"] == "answering" and status["data"]["agent"] == "Nova"
+    assert (status["data"]["position"], status["data"]["total"]) == (1, 1)  # "1 of 1 answering"
+    created = ws_client.wait_for_event(ws, lambda e: e["type"] == "message.created"
+                                       and e["data"]["type"] == "agent")
+    assert created["data"]["status"] == "streaming"
+    streamed = ""
+    while True:
+        event = ws_client.wait_for_event(
+            ws, lambda e: e["type"] in {"message.delta", "message.completed"})
+        if event["type"] == "message.completed":
+            break
+        streamed += event["data"]["delta"]
+    assert streamed == "alpha beta gamma delta"
+    assert event["data"]["status"] == "complete" and event["data"]["content"] == streamed
+
+
+def test_stop_keeps_the_partial_reply_and_drops_the_queue(llm_app, fake, room_socket):
+    room = Room(llm_app)
+    ws = room_socket(room)
+    fake.queue(FakeReply(text=" ".join(f"w{n}" for n in range(200)), delay_per_token=0.02))
+    room.post("@Nova @Scout long answer please")
+    ws_client.wait_for_event(ws, lambda e: e["type"] == "message.delta")
+    response = room.control("stop")
+    assert response.status_code == 303
+    room.wait()
+    replies = [m for m in room.messages() if m.type == "agent"]
+    assert len(replies) == 1 and replies[0].status == "stopped"
+    assert replies[0].content.startswith("w0") and "w199" not in replies[0].content
+    assert len(fake.requests) == 1  # Scout was never asked
+    ws_client.wait_for_event(ws, lambda e: e["type"] == "agent.status"
+                             and e["data"]["state"] == "stopped")
+
+
+def test_a_new_message_to_agents_cancels_what_was_running(llm_app, fake):
+    room = Room(llm_app)
+    fake.queue(FakeReply(text=" ".join(f"w{n}" for n in range(200)), delay_per_token=0.02),
+               FakeReply(text="Fresh answer."))
+    room.post("@Nova @Scout long one")
+    fake.wait_for_requests(1)
+    room.post("@Scout actually, quick question")
+    room.wait()
+    replies = [(m.sender_name, m.status) for m in room.messages() if m.type == "agent"]
+    assert replies == [("Nova", "stopped"), ("Scout", "complete")]
+
+
+@pytest.mark.parametrize(
+    ("replies", "reason"),
+    [
+        ([FakeReply(mode="http_500")] * 3, "answered 500"),
+        ([FakeReply(mode="hang")] * 3, "timed out"),  # the first try and both retries
+        ([FakeReply(mode="garbage")], "malformed"),
+        ([FakeReply(mode="http_400")], "answered 400"),
+    ],
+    ids=["server-error", "timeout", "garbage", "bad-request"],
+)
+def test_model_failure_becomes_a_system_message_and_others_go_on(llm_app, fake, replies, reason):
+    room = Room(llm_app)
+    fake.queue(*replies, FakeReply(text="Scout is fine."))
+    room.post("@Nova @Scout status?")
+    room.wait(timeout=30)
+    messages = room.messages()
+    assert messages[0].content == "@Nova @Scout status?"  # the user's message is never lost
+    [note] = room.system_notes()
+    assert note.startswith("⚠️ **Nova** could not answer:") and reason in note
+    assert room.replies() == [("Scout", "Scout is fine.")]
+
+
+def test_cut_off_stream_keeps_what_arrived_and_says_so(llm_app, fake):
+    room = Room(llm_app)
+    fake.queue(FakeReply(text="one two three four five six", mode="cut"))
+    room.post("@Nova go")
+    room.wait()
+    [reply] = [m for m in room.messages() if m.type == "agent"]
+    assert reply.status == "failed" and reply.content.startswith("one")
+    [note] = room.system_notes()
+    assert "Nova" in note and "cut off" in note
+
+
+def test_refused_connection_is_reported(make_app):
+    app = make_app(DISCUX_LLM_BASE_URL="http://127.0.0.1:9/v1", DISCUX_LLM_TIMEOUT=1.0)
+    room = Room(app)
+    room.post("@Nova hello?")
+    room.wait(timeout=30)
+    [note] = room.system_notes()
+    assert "could not connect" in note
+    with app.app_context():
+        empty_tables(db.engine)
+
+
+def test_confidence_is_null_when_the_provider_gives_no_logprobs(llm_app, fake):
+    room = Room(llm_app)
+    fake.queue(FakeReply(text="No logprobs here.", logprobs=False))
+    room.post("@Nova hi")
+    room.wait()
+    [reply] = [m for m in room.messages() if m.type == "agent"]
+    assert reply.agent_confidence is None
+
+
+def test_humans_only_messages_are_never_sent_to_agents(llm_app, fake):
+    room = Room(llm_app)
+    room.post("@Nova secret salary talk", humans_only=True)
+    room.wait()
+    assert fake.requests == [] and room.replies() == []
+    room.post("@Nova public question")
+    room.wait()
+    assert "secret salary" not in json.dumps(fake.requests)
+
+
+def test_an_agent_over_its_rate_limit_waits_and_then_answers(llm_app, fake):
+    room = Room(llm_app)
+    from datetime import timedelta
+
+    from discux.ids import utcnow
+
+    with llm_app.app_context():
+        nova = db.session.get(Agent, room.agents["Nova"])
+        for _ in range(10):
+            chat_factories.create_message(room.id, nova, "earlier")
+        db.session.execute(sa.update(Message).where(Message.sender_id == nova.id).values(
+            timestamp=utcnow() - timedelta(seconds=59.2)))
+        db.session.commit()
+    room.post("@Nova one more")
+    room.wait(timeout=15)
+    assert room.replies()[-1][0] == "Nova"
+    assert len(room.replies()) == 11
+
+
+def test_monthly_quota_refuses_the_message_and_wakes_no_agent(llm_app, fake):
+    room = Room(llm_app)
+    with llm_app.app_context():
+        db.session.execute(sa.update(User).values(max_messages_per_month=1))
+        db.session.commit()
+    room.post("@Nova first")
+    room.wait()
+    response = room.post("@Nova second", expect=403)
+    assert "1 messages a month" in response.get_data(as_text=True)
+    room.wait()
+    assert len(fake.requests) == 1
+
+
+def test_auto_summary_after_thirty_messages_updates_the_brief(llm_app, fake):
+    room = Room(llm_app)
+    with llm_app.app_context():
+        db.session.execute(sa.update(RoomSettings).values(auto_summarize=True))
+        db.session.commit()
+        owner = db.session.get(User, room.owner_id)
+        for n in range(29):
+            chat_factories.create_message(room.id, owner, f"point {n}")
+    fake.queue(FakeReply(text="## Decisions\n- Ship Friday (#2)\n## Open questions\nNone yet.\n"
+                              "## Action items\n- Ana: write notes (#1)"))
+    room.post("the 30th message")
+    room.wait()
+    with llm_app.app_context():
+        [brief] = db.session.scalars(sa.select(RoomBrief)).all()
+        assert brief.version == 1 and brief.source == "summary"
+        assert "(#2)" not in brief.content and "#message-" in brief.content
+    [summary_request] = fake.requests
+    assert "keep the brief" in summary_request["messages"][0]["content"]
+    assert "point 0" in summary_request["messages"][-1]["content"]
+    notes = room.system_notes()
+    assert notes and notes[-1].startswith("📝 **Summary**")
+    room.post("one more")  # the next summary waits for 30 new messages
+    room.wait()
+    assert len(fake.requests) == 1
+
+
+def test_summarize_on_demand_and_the_brief_feeds_later_prompts(llm_app, fake):
+    room = Room(llm_app)
+    room.post("We decided on Postgres.")
+    fake.queue(FakeReply(text="## Decisions\n- Postgres (#1)"), FakeReply(text="Noted."))
+    assert room.control("summarize").status_code == 303
+    room.wait()
+    room.post("@Nova what did we decide?")
+    room.wait()
+    system = fake.requests[-1]["messages"][0]["content"]
+    assert "Room brief (the room's long-term memory, version 1)" in system
+    assert "Postgres" in system
+
+
+def test_people_edit_the_brief_and_every_save_is_a_version(llm_app):
+    room = Room(llm_app)
+    page = room.client.get(f"/rooms/{room.id}/brief").get_data(as_text=True)
+    assert "No versions yet." in page
+    for text in ("- Decide pricing", "- Decide pricing\n- Ana: draft"):
+        response = room.client.post(f"/rooms/{room.id}/brief",
+                                    data={"content": text, "csrf_token": room.csrf})
+        assert response.status_code == 303
+    page = room.client.get(f"/rooms/{room.id}/brief").get_data(as_text=True)
+    assert "Version 2" in page and "Version 1" in page
+    empty = room.client.post(f"/rooms/{room.id}/brief", data={"content": " ",
+                                                             "csrf_token": room.csrf})
+    assert empty.status_code == 422 and "cannot be empty" in empty.get_data(as_text=True)
+    assert any("edited the room brief (version 2)" in n for n in room.system_notes())
+
+
+def test_context_receipt_shows_what_the_agent_was_sent(llm_app, fake):
+    room = Room(llm_app)
+    room.post("Background: budget is 10k.")
+    room.post("@Nova plan it", )
+    room.wait()
+    reply = [m for m in room.messages() if m.type == "agent"][0]
+    receipt = json.loads(reply.context_receipt)
+    assert receipt["message_ids"] == [m.id for m in room.messages()[:2]]
+    html = room.client.get(f"/rooms/{room.id}/messages/{reply.id}/receipt").get_data(as_text=True)
+    assert "2</strong> messages sent" in html
+    assert "budget is 10k" in html
+
+
+def test_demo_responder_answers_when_nothing_is_configured(make_app):
+    app = make_app(DISCUX_OLLAMA_URL="http://127.0.0.1:9")
+    room = Room(app)
+    room.post("@Nova hello there")
+    room.wait(timeout=20)
+    [reply] = [m for m in room.messages() if m.type == "agent"]
+    assert reply.content and reply.status == "complete"
+    assert json.loads(reply.context_receipt)["demo"] is True
+    with app.app_context():
+        empty_tables(db.engine)
+
+
+def test_non_members_cannot_drive_the_agents(llm_app, make_user, login):
+    room = Room(llm_app)
+    stranger = llm_app.test_client()
+    with llm_app.app_context():
+        token = factories.create_session_token(factories.create_user().id)
+    stranger.set_cookie("discux_session", token, domain="localhost")
+    html = stranger.get("/").get_data(as_text=True)
+    csrf = re.search(r'"X-CSRFToken": "([^"]+)"', html).group(1)
+    for action in ("stop", "continue", "summarize", "brief"):
+        assert stranger.post(f"/rooms/{room.id}/{action}", data={"csrf_token": csrf}
+                             ).status_code == 404
+
+
+def test_settings_show_the_provider_and_test_its_connection(llm_app, fake):
+    room = Room(llm_app)
+    page = room.client.get("/settings").get_data(as_text=True)
+    assert "Agents answer through <strong>OpenAI-compatible server at" in page
+    assert "model <code>fake-small</code>" in page
+    fake.queue(FakeReply(text="ready"))
+    response = room.client.post("/settings/llm/test", data={"csrf_token": room.csrf},
+                                follow_redirects=True)
+    assert "answered: ready" in response.get_data(as_text=True)
+    fake.queue(*[FakeReply(mode="http_500")] * 3)
+    response = room.client.post("/settings/llm/test", data={"csrf_token": room.csrf},
+                                follow_redirects=True)
+    assert "did not answer" in response.get_data(as_text=True)
