@@ -411,6 +411,8 @@ def test_demo_responder_answers_when_nothing_is_configured(make_app):
     [reply] = [m for m in room.messages() if m.type == "agent"]
     assert reply.content and reply.status == "complete"
     assert json.loads(reply.context_receipt)["demo"] is True
+    page = room.client.get(f"/rooms/{room.id}").get_data(as_text=True)
+    assert 'title="Written by the offline demo responder, not a real model">demo</span>' in page
     with app.app_context():
         empty_tables(db.engine)
 
@@ -441,3 +443,12 @@ def test_settings_show_the_provider_and_test_its_connection(llm_app, fake):
     response = room.client.post("/settings/llm/test", data={"csrf_token": room.csrf},
                                 follow_redirects=True)
     assert "did not answer" in response.get_data(as_text=True)
+
+
+def test_room_page_has_the_brief_search_and_export(llm_app):
+    room = Room(llm_app)
+    page = room.client.get(f"/rooms/{room.id}").get_data(as_text=True)
+    assert "Room brief" in page and "No brief yet." in page
+    assert ">Summarize</button>" in page and "Edit brief" in page
+    assert "Search this room" in page
+    assert f"/rooms/{room.id}/export.md" in page

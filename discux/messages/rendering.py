@@ -99,6 +99,9 @@ class MessageView:
     humans_only: bool = False
     reply_to_id: str | None = None
     mentions: list[str] = field(default_factory=list)
+    # From the discussion engine's context receipt: can it be shown, and was it the demo model?
+    has_receipt: bool = False
+    is_demo: bool = False
 
     @classmethod
     def from_message(cls, message: Message) -> MessageView:
@@ -112,6 +115,8 @@ class MessageView:
             context_length=message.context_length, humans_only=bool(message.humans_only),
             reply_to_id=message.reply_to_id,
             mentions=[m.mentioned_agent_id for m in message.mentions],
+            has_receipt=bool(message.context_receipt),
+            is_demo=bool(message.context_receipt and '"demo":true' in message.context_receipt),
         )
 
     @classmethod
@@ -134,6 +139,7 @@ class MessageView:
             "processing_time": self.processing_time, "agent_confidence": self.agent_confidence,
             "context_length": self.context_length, "humans_only": self.humans_only,
             "reply_to_id": self.reply_to_id, "mentions": list(self.mentions),
+            "has_receipt": self.has_receipt, "is_demo": self.is_demo,
         }
 
     # ---- what the partial prints ----

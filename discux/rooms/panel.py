@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask import render_template
 from wtforms.fields.choices import SelectChoice
 
+from discux.discussion.briefs import current_brief
 from discux.extensions import db
 from discux.invitations.forms import InviteForm
 from discux.invitations.service import invitations_for, status_of
@@ -131,6 +132,7 @@ def room_page_context(room: Room, participant: RoomParticipant, **overrides) -> 
         "add_agent_form": add_agent_form,
         "transfer_form": transfer_form,
         "chat": chat_context(room, participant),
+        "brief": current_brief(room.id),
     }
     context.update(invitations_context(
         room, participant, overrides.pop("invite_form", None),
