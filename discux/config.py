@@ -100,6 +100,14 @@ def load_config(instance_path: Path) -> dict:
     if redis_url and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError(f"DISCUX_REDIS_URL must start with redis:// (got {redis_url!r})")
     secure = bool(base_url and base_url.startswith("https://"))
+    llm_provider = os.environ.get("DISCUX_LLM_PROVIDER") or None
+    if llm_provider and llm_provider not in {"openai", "ollama", "demo"}:
+        raise ConfigError(
+            f"DISCUX_LLM_PROVIDER must be openai, ollama or demo (got {llm_provider!r})")
+    agent_workers = os.environ.get("DISCUX_AGENT_WORKERS") or "4"
+    if not agent_workers.isdigit() or not 1 <= int(agent_workers) <= 64:
+        raise ConfigError(
+            f"DISCUX_AGENT_WORKERS must be a whole number from 1 to 64 (got {agent_workers!r})")
     max_sockets = os.environ.get("DISCUX_MAX_SOCKETS") or "1000"
     if not max_sockets.isdigit() or int(max_sockets) < 1:
         raise ConfigError(f"DISCUX_MAX_SOCKETS must be a whole number above 0 (got {max_sockets!r})")
@@ -123,6 +131,13 @@ def load_config(instance_path: Path) -> dict:
         "DISCUX_LLM_API_KEY": os.environ.get("DISCUX_LLM_API_KEY") or None,
         "DISCUX_LLM_MODEL": os.environ.get("DISCUX_LLM_MODEL") or None,
         "DISCUX_LLM_TIMEOUT": _positive_float("DISCUX_LLM_TIMEOUT", 30.0),
+        "DISCUX_LLM_TOTAL_TIMEOUT": (_positive_float("DISCUX_LLM_TOTAL_TIMEOUT", 1.0)
+                                     if os.environ.get("DISCUX_LLM_TOTAL_TIMEOUT") else None),
+        "DISCUX_LLM_PROVIDER": llm_provider,
+        "DISCUX_OLLAMA_URL": (os.environ.get("DISCUX_OLLAMA_URL") or "http://127.0.0.1:11434"
+                              ).rstrip("/"),
+        # Threads that run agent replies in each worker process (rooms queue beyond it).
+        "DISCUX_AGENT_WORKERS": int(agent_workers),
         # GitHub's endpoints, overridable so tests can point them at a local provider.
         "DISCUX_GITHUB_OAUTH_BASE": "https://github.com",
         "DISCUX_GITHUB_API_BASE": "https://api.github.com/",
