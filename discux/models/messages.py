@@ -23,6 +23,8 @@ class Message(db.Model):
         sa.Index("idx_room_id_id", "room_id", "id"),
         sa.Index("idx_sender_id", "sender_id"),
         sa.Index("idx_type", "type"),
+        # Deleting a message looks up replies to it (ON DELETE SET NULL).
+        sa.Index("idx_reply_to_id", "reply_to_id"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
