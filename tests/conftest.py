@@ -159,6 +159,8 @@ class LiveServer:
     def __init__(self, app):
         self.app = app
         self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        # A socket a test forgot to close must not keep the test run from exiting.
+        self._server.daemon_threads = True
         self.port = self._server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
