@@ -192,6 +192,14 @@ def gunicorn(app: str, port: int, *, threads: int, env_extra: dict | None = None
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
     proc = spawn(args, env=env, stdout=out, stderr=out if log else None)
     wait_http(port, timeout=timeout, proc=proc)
+    profile_dir = os.environ.get("BENCH_PROFILE")
+    if profile_dir:  # py-spy (requirements-dev.txt) samples the worker until it exits
+        out = os.path.join(profile_dir, f"{app.split(':')[0]}-{port}.txt")
+        spawn([str(Path(PYTHON).parent / "py-spy"), "record", "-p", str(worker_pid(proc)),
+               "-f", "raw", "-r", "1000", "-o", out], stdout=subprocess.DEVNULL,
+              stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+        print(f"   profiling the worker with py-spy into {out}")
     return proc
 
 

@@ -1,0 +1,178 @@
+"""Agent overhead: first streamed token at a listening socket minus the fake LLM's own TTFT.
+
+A real server (gunicorn gthread, SQLite or MariaDB) talks to a FakeLLM (OpenAI-compatible, in this
+process). A member posts "@Agent …" over HTTP; a second member's socket (`?format=json`, offering
+permessage-deflate) timestamps the user message's `message.created` and the agent's first
+`message.delta`. Baseline, interleaved in the same run: the fake's own time to first token
+measured directly with the openai SDK (warm client, streaming).
+
+Figures: overhead = (first delta at socket − message.created at socket) − SDK TTFT, i.e. what
+Discux adds between "the message is stored and visible" and "the first token is visible".
+Also shown: from the HTTP POST being sent (includes the post request itself).
+
+    python -m bench.agent_overhead [--replies 200] [--engine sqlite|mariadb] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import select
+import sys
+import time
+
+from bench import common
+
+TARGET_P99 = 0.005
+AGENTS = 12  # an agent answers at most 10 times a minute: rotate through several
+
+
+def sdk_ttft(client, model: str) -> float:
+    started = time.perf_counter()
+    stream = client.chat.completions.create(
+        model=model, stream=True, messages=[{"role": "user", "content": "Hello"}])
+    first = None
+    for chunk in stream:
+        if first is None and chunk.choices and chunk.choices[0].delta.content:
+            first = time.perf_counter() - started
+    return first
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replies", type=int, default=200)
+    parser.add_argument("--engine", choices=["sqlite", "mariadb"], default="sqlite")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    replies = 15 if args.quick else args.replies
+
+    import openai
+    import requests
+
+    from discux.extensions import db
+    from tests.support import chat_factories
+    from tests.support.fake_llm import FakeLLM, FakeReply
+
+    fake = FakeLLM().start()
+    fake.respond_with(lambda body: FakeReply(text="Sounds good to me, ship it."))
+    url = common.fresh_database(args.engine)
+    engine = common.engine_name(url)
+    common.header("agent_overhead", engine=engine, replies=replies,
+                  server="gunicorn gthread, 1 worker, 16 threads; FakeLLM in the bench process")
+    app = common.make_app(url, migrate=True)
+    (poster_id, poster_token), (listener_id, listener_token) = common.people(app, 2)
+    with app.app_context():
+        room = chat_factories.create_room(poster_id, name="Agent overhead")
+        room.settings.auto_summarize = False
+        chat_factories.add_member(room, listener_id)
+        names = []
+        for n in range(AGENTS):
+            agent = chat_factories.create_agent(poster_id, name=f"Nova{n}")
+            chat_factories.add_agent(room, agent, poster_id)
+            names.append(agent.name)
+        room_id = room.id
+        db.session.commit()
+        db.engine.dispose()
+
+    port = common.free_port()
+    server = common.gunicorn("bench.wsgi:app", port, threads=16, env_extra=common.server_env(
+        url, DISCUX_LLM_BASE_URL=fake.base_url, DISCUX_LLM_MODEL="fake-small",
+        DISCUX_LLM_API_KEY="bench"))
+    base = f"http://127.0.0.1:{port}"
+    http = requests.Session()
+    http.cookies.set("discux_session", poster_token)
+    page = http.get(f"{base}/rooms/{room_id}", timeout=10)
+    csrf = re.search(r'"X-CSRFToken": "([^"]+)"', page.text).group(1)
+    ws = common.WSClient(port, f"/rooms/{room_id}/ws?format=json",
+                         cookie=common.cookie_for(listener_token))
+    sdk = openai.OpenAI(base_url=fake.base_url, api_key="bench", max_retries=0, timeout=10)
+    sdk_ttft(sdk, "fake-small")  # the SDK's first call warms the client (~30 ms, NOTES.md)
+
+    def events_until(predicate, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            select.select([ws.sock], [], [], 0.5)
+            ws.read_available()
+            for t, text in ws.texts():
+                event = json.loads(text)
+                if predicate(event, t):
+                    return
+        raise RuntimeError("timed out waiting for an event")
+
+    app_path, from_post, baseline = [], [], []
+    stages = {"created → agent.status": [], "agent.status → reply row created": [],
+              "reply row created → first delta": []}
+    warmup = 3
+    for i in range(replies + warmup):
+        marks = {}
+
+        def see(event, t, marks=marks):
+            kind = event["type"]
+            data = event["data"]
+            if kind == "message.created" and data.get("type") == "user":
+                marks.setdefault("created", t)
+            elif kind == "agent.status" and data.get("state") == "answering":
+                marks.setdefault("status", t)
+            elif kind == "message.created" and data.get("type") == "agent":
+                marks.setdefault("reply_row", t)
+            elif kind == "message.delta":
+                marks.setdefault("delta", t)
+            elif kind == "message.completed" and data.get("type") == "agent":
+                marks["completed"] = t
+            elif kind == "agent.status" and data.get("state") == "idle" and "completed" in marks:
+                return True  # the room's runner is done: the next post starts from rest
+            return False
+
+        posted = time.perf_counter()
+        response = http.post(f"{base}/rooms/{room_id}/messages", timeout=10,
+                             data={"content": f"@{names[i % AGENTS]} what do you think? #{i}"},
+                             headers={"X-CSRFToken": csrf, "HX-Request": "true"})
+        assert response.status_code == 200, response.status_code
+        events_until(see)
+        time.sleep(0.02)
+        ttft = sdk_ttft(sdk, "fake-small")
+        if i >= warmup:
+            app_path.append(marks["delta"] - marks["created"])
+            from_post.append(marks["delta"] - posted)
+            baseline.append(ttft)
+            if "status" in marks and "reply_row" in marks:
+                stages["created → agent.status"].append(marks["status"] - marks["created"])
+                stages["agent.status → reply row created"].append(
+                    marks["reply_row"] - marks["status"])
+                stages["reply row created → first delta"].append(
+                    marks["delta"] - marks["reply_row"])
+        time.sleep(0.02)
+    ws.close()
+    common.stop(server)
+    fake.stop()
+
+    rows = []
+    for label, values in (("socket: message.created → first delta", app_path),
+                          ("HTTP POST sent → first delta", from_post),
+                          ("baseline: fake TTFT via openai SDK", baseline)):
+        rows.append([label, common.ms(common.percentile(values, 50)),
+                     common.ms(common.percentile(values, 99))])
+    over50 = common.percentile(app_path, 50) - common.percentile(baseline, 50)
+    over99 = common.percentile(app_path, 99) - common.percentile(baseline, 99)
+    post50 = common.percentile(from_post, 50) - common.percentile(baseline, 50)
+    post99 = common.percentile(from_post, 99) - common.percentile(baseline, 99)
+    for label, values in stages.items():
+        if values:
+            rows.append([f"  stage: {label}", common.ms(common.percentile(values, 50)),
+                         common.ms(common.percentile(values, 99))])
+    rows.append(["overhead (created → delta) − TTFT", common.ms(over50), common.ms(over99)])
+    rows.append(["overhead (POST → delta) − TTFT", common.ms(post50), common.ms(post99)])
+    common.table(f"time to first token ({engine}, {replies} replies)", ["path", "p50", "p99"],
+                 rows)
+    ratio = common.percentile(app_path, 99) / common.percentile(baseline, 99)
+    common.verdict("agent_overhead",
+                   f"{engine} overhead p50 {common.ms(over50)} / p99 {common.ms(over99)}",
+                   f"fake TTFT p50 {common.ms(common.percentile(baseline, 50))} / p99 "
+                   f"{common.ms(common.percentile(baseline, 99))}", ratio,
+                   "overhead p99 <= 5 ms; ratio = app path p99 / TTFT p99", over99 <= TARGET_P99)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
