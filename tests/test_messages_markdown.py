@@ -90,8 +90,9 @@ def world(app):
 
 def test_hostile_messages_arrive_inert_in_pushed_frames(live_server, world):
     json_socket = connect(live_server.url, world.room_id, world.member.token)
-    html_socket = connect(live_server.url, world.room_id, world.member.token, fmt=None)
-    wait_for_text(html_socket, f'data-user-id="{world.member.id}"')
+    wait_for_event(json_socket, lambda e: e["type"] == "presence")
+    html_socket = connect(live_server.url, world.room_id, world.admin.token, fmt=None)
+    wait_for_text(html_socket, f'data-user-id="{world.admin.id}"')
     poster = Member(live_server.url, world.owner.token)
     for n, payload in enumerate(XSS_CORPUS):
         assert poster.post(world.room_id, f"payload {n}: {payload}").status_code == 200

@@ -6,7 +6,6 @@ import json
 import time
 
 import pytest
-import simple_websocket
 
 from discux.extensions import db
 from discux.models import Message

@@ -10,6 +10,7 @@ is active), so a user with tabs on two workers is online while either is.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -154,10 +155,8 @@ class RedisBroker(Broker):
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.MAX_BACKOFF)
             finally:
-                try:
+                with contextlib.suppress(Exception):  # closing a dead connection may fail
                     pubsub.close()
-                except Exception:  # noqa: BLE001 - closing a dead connection may fail any way
-                    pass
 
     def _hand_over(self, raw: bytes) -> None:
         try:

@@ -1,0 +1,101 @@
+"""Deleting messages over HTTP: your own, or anyone's if you run the room; never someone else's."""
+
+from __future__ import annotations
+
+import pytest
+
+from discux.auth.sessions import COOKIE_NAME
+from discux.extensions import db
+from discux.models import Message
+from tests.support import chat_factories
+from tests.support.chat_factories import World
+
+
+@pytest.fixture
+def world(app) -> World:
+    return World(app)
+
+
+def message_by(app, world, person, content="to delete") -> str:
+    with app.app_context():
+        return chat_factories.create_message(world.room_id, person.id, content).id
+
+
+def still_there(app, message_id) -> bool:
+    with app.app_context():
+        return db.session.get(Message, message_id) is not None
+
+
+def as_person(client, person):
+    client.set_cookie(COOKIE_NAME, person.token, domain="localhost")
+    return client
+
+
+def test_member_deletes_own_message_without_javascript(app, client, world, csrf_token):
+    message_id = message_by(app, world, world.member)
+    response = as_person(client, world.member).post(
+        f"/rooms/{world.room_id}/messages/{message_id}/delete",
+        data={"csrf_token": csrf_token()})
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/rooms/{world.room_id}"
+    assert not still_there(app, message_id)
+
+
+def test_htmx_delete_removes_the_message_at_once(app, client, world, csrf_token):
+    message_id = message_by(app, world, world.member)
+    response = as_person(client, world.member).delete(
+        f"/rooms/{world.room_id}/messages/{message_id}",
+        headers={"X-CSRFToken": csrf_token(), "HX-Request": "true"})
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == (
+        f'<div id="message-{message_id}" hx-swap-oob="delete"></div>')
+    assert not still_there(app, message_id)
+
+
+@pytest.mark.parametrize("staff", ["owner", "admin"])
+def test_staff_delete_anyones_message(app, client, world, csrf_token, staff):
+    message_id = message_by(app, world, world.member)
+    response = as_person(client, getattr(world, staff)).post(
+        f"/rooms/{world.room_id}/messages/{message_id}/delete",
+        data={"csrf_token": csrf_token()})
+    assert response.status_code == 303
+    assert not still_there(app, message_id)
+
+
+def test_member_cannot_delete_someone_elses_message(app, client, world, csrf_token):
+    message_id = message_by(app, world, world.owner)
+    response = as_person(client, world.member).post(
+        f"/rooms/{world.room_id}/messages/{message_id}/delete",
+        data={"csrf_token": csrf_token()})
+    assert response.status_code == 403
+    assert "owner and admins can delete other people" in response.get_data(as_text=True)
+    assert still_there(app, message_id)
+
+
+def test_outsider_cannot_delete_and_learns_nothing(app, client, world, csrf_token):
+    message_id = message_by(app, world, world.owner)
+    response = as_person(client, world.outsider).post(
+        f"/rooms/{world.room_id}/messages/{message_id}/delete",
+        data={"csrf_token": csrf_token()})
+    assert response.status_code == 404
+    assert still_there(app, message_id)
+
+
+def test_message_of_another_room_cannot_be_deleted_through_this_one(app, client, world,
+                                                                   csrf_token):
+    with app.app_context():
+        other = chat_factories.create_room(world.outsider.id)
+        foreign_id = chat_factories.create_message(other, world.outsider.id, "elsewhere").id
+    response = as_person(client, world.owner).post(
+        f"/rooms/{world.room_id}/messages/{foreign_id}/delete",
+        data={"csrf_token": csrf_token()})
+    assert response.status_code == 404
+    assert still_there(app, foreign_id)
+
+
+def test_delete_without_csrf_token_is_refused(app, client, world):
+    message_id = message_by(app, world, world.member)
+    response = as_person(client, world.member).post(
+        f"/rooms/{world.room_id}/messages/{message_id}/delete")
+    assert response.status_code == 400
+    assert still_there(app, message_id)
