@@ -41,5 +41,14 @@ test-mariadb: $(DEV_STAMP) browser
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 
+## make bench: every benchmark at SPEC sizes (minutes; SQLite and MariaDB), figures on stdout.
+bench: $(DEV_STAMP)
+	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.room_page
+	$(BIN)/python -m bench.agent_overhead
+	$(BIN)/python -m bench.fanout
+	$(BIN)/python -m bench.sockets
+	$(BIN)/python -m bench.search
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

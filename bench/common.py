@@ -480,3 +480,119 @@ def cookie_for(token: str) -> str:
     from discux.auth.sessions import COOKIE_NAME
 
     return f"{COOKIE_NAME}={token}"
+
+
+class ListenerPool:
+    """Many WSClients served by one epoll loop in the calling thread (no GIL ping-pong)."""
+
+    def __init__(self):
+        import select
+
+        self.ep = select.epoll()
+        self.clients: dict[int, WSClient] = {}
+
+    def add(self, client: WSClient) -> None:
+        import select
+
+        self.clients[client.fileno()] = client
+        self.ep.register(client.fileno(), select.EPOLLIN)
+
+    def __len__(self) -> int:
+        return len(self.clients)
+
+    def pump(self, timeout: float) -> int:
+        """Read whatever arrives within `timeout` seconds; returns sockets that had data."""
+        events = self.ep.poll(timeout)
+        now = time.perf_counter()
+        for fd, _ in events:
+            client = self.clients.get(fd)
+            if client is not None:
+                client.read_available(now)
+        return len(events)
+
+    def settle(self, quiet: float = 1.0, limit: float = 60.0) -> None:
+        """Read until nothing arrived for `quiet` seconds (presence storms after connecting)."""
+        deadline = time.monotonic() + limit
+        last = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - last < quiet:
+            if self.pump(0.1):
+                last = time.monotonic()
+
+    def counts(self) -> dict[int, int]:
+        return {fd: c.data_frames for fd, c in self.clients.items()}
+
+    def wait_all(self, before: dict[int, int], timeout: float = 10.0,
+                 extra: HTTPRequest | None = None) -> float | None:
+        """Pump until every client got one more data frame than in `before` (and `extra`, an
+        in-flight HTTP request, is answered). The time the last one arrived, or None."""
+        pending = {fd for fd in self.clients if self.clients[fd].data_frames <= before[fd]}
+        if extra is not None:
+            self.ep.register(extra.sock.fileno(), __import__("select").EPOLLIN)
+        deadline = time.perf_counter() + timeout
+        try:
+            while (pending or (extra is not None and not extra.done)) \
+                    and time.perf_counter() < deadline:
+                events = self.ep.poll(min(0.5, max(0.0, deadline - time.perf_counter())))
+                now = time.perf_counter()
+                for fd, _ in events:
+                    client = self.clients.get(fd)
+                    if client is not None:
+                        client.read_available(now)
+                        if fd in pending and client.data_frames > before[fd]:
+                            pending.discard(fd)
+                    elif extra is not None and fd == extra.sock.fileno():
+                        extra.read()
+                        if extra.done:
+                            self.ep.unregister(fd)
+                            extra.sock.close()
+        finally:
+            if extra is not None and not extra.done:
+                with contextlib.suppress(OSError):
+                    self.ep.unregister(extra.sock.fileno())
+                extra.sock.close()
+        if pending:
+            return None
+        arrivals = [c.last_data_at for c in self.clients.values()]
+        self.first_arrival = min(arrivals)
+        return max(arrivals)
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+        self.ep.close()
+
+
+class HTTPRequest:
+    """One HTTP/1.1 request on a fresh socket (Connection: close), read without blocking."""
+
+    def __init__(self, port: int, method: str, path: str, body: bytes = b"",
+                 headers: dict | None = None):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close",
+                f"Content-Length: {len(body)}"]
+        head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        self.sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        self.sock.setblocking(False)
+        self.data = b""
+        self.done = False
+
+    def read(self) -> None:
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.done = True
+                return
+            self.data += chunk
+
+    @property
+    def status(self) -> int:
+        try:
+            return int(self.data.split(b" ", 2)[1])
+        except (IndexError, ValueError):
+            return 0
