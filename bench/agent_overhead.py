@@ -25,7 +25,7 @@ import time
 from bench import common
 
 TARGET_P99 = 0.005
-AGENTS = 12  # an agent answers at most 10 times a minute: rotate through several
+PER_AGENT = 8  # an agent answers at most 10 times a minute: rotate through enough of them
 
 
 def sdk_ttft(client, model: str) -> float:
@@ -67,7 +67,8 @@ def main(argv=None) -> int:
         room.settings.auto_summarize = False
         chat_factories.add_member(room, listener_id)
         names = []
-        for n in range(AGENTS):
+        agents = replies // PER_AGENT + 4
+        for n in range(agents):
             agent = chat_factories.create_agent(poster_id, name=f"Nova{n}")
             chat_factories.add_agent(room, agent, poster_id)
             names.append(agent.name)
@@ -126,7 +127,7 @@ def main(argv=None) -> int:
 
         posted = time.perf_counter()
         response = http.post(f"{base}/rooms/{room_id}/messages", timeout=10,
-                             data={"content": f"@{names[i % AGENTS]} what do you think? #{i}"},
+                             data={"content": f"@{names[i % len(names)]} what do you think? #{i}"},
                              headers={"X-CSRFToken": csrf, "HX-Request": "true"})
         assert response.status_code == 200, response.status_code
         events_until(see)
