@@ -225,13 +225,17 @@ class Hub:
         self.publish({"type": CLOSE_CONTROL, "room_id": room_id, "html": None,
                       "data": {"user_id": user_id, "code": code, "reason": reason}})
 
-    def _after_broker_outage(self) -> None:
-        # Events published while Redis was away never reached this process: make every client
-        # reconnect (1012 = service restart, the htmx extension retries) and replay the gap.
+    def close_all(self, code: int = 1012, reason: str = "The server is restarting.") -> None:
+        """Close every socket of this process politely; 1012 makes clients reconnect and replay."""
         with self._lock:
             conns = [conn for channel in self._rooms.values() for conn in channel.conns]
         for conn in conns:
-            conn.request_close(1012, "Reconnecting to catch up")
+            conn.request_close(code, reason)
+
+    def _after_broker_outage(self) -> None:
+        # Events published while Redis was away never reached this process: make every client
+        # reconnect (1012 = service restart, the htmx extension retries) and replay the gap.
+        self.close_all(1012, "Reconnecting to catch up.")
 
     # ---- presence ----
     def touch(self, conn: Connection) -> None:

@@ -21,7 +21,8 @@ def socket_url(base_url: str, room_id: str, **params) -> str:
 
 
 def connect(base_url: str, room_id: str, token: str | None, *, fmt: str | None = "json",
-            after: str | None = None, origin: str | None = None) -> simple_websocket.Client:
+            after: str | None = None, origin: str | None = None,
+            **params) -> simple_websocket.Client:
     """Open a room socket with the session cookie (raises ConnectionError(status) if refused)."""
     headers = {}
     if token:
@@ -29,7 +30,7 @@ def connect(base_url: str, room_id: str, token: str | None, *, fmt: str | None =
     if origin:
         headers["Origin"] = origin
     return simple_websocket.Client.connect(
-        socket_url(base_url, room_id, format=fmt, after=after), headers=headers
+        socket_url(base_url, room_id, format=fmt, after=after, **params), headers=headers
     )
 
 
@@ -96,8 +97,11 @@ class Member:
         page = self.http.get(base_url + "/", timeout=10)
         self.csrf = CSRF_IN_PAGE.search(page.text).group(1)
 
-    def post(self, room_id: str, content: str, htmx: bool = True, **form):
+    def post(self, room_id: str, content: str, htmx: bool = True, fresh_connection=False,
+             **form):
         headers = {"X-CSRFToken": self.csrf}
+        if fresh_connection:
+            headers["Connection"] = "close"  # the next request may land on another worker
         if htmx:
             headers["HX-Request"] = "true"
         return self.http.post(f"{self.base_url}/rooms/{room_id}/messages",

@@ -1,0 +1,49 @@
+"""gunicorn for Discux: gthread workers with enough threads for their WebSockets.
+
+    gunicorn -c gunicorn.conf.py            # binds 127.0.0.1:8000, app:app
+
+Why these numbers: flask-sock keeps a worker thread for the whole life of a socket (and
+simple-websocket adds a reader thread of its own), so one worker serves at most `threads`
+sockets and requests together. Discux refuses sockets beyond DISCUX_MAX_SOCKETS per worker
+at once with close code 1013 (clients retry with backoff). For that refusal to be immediate, a
+worker needs a free thread to run it: threads = DISCUX_MAX_SOCKETS + DISCUX_HTTP_THREADS (for
+ordinary requests and the refusals), and worker_connections above that, or new connections
+would wait unaccepted, which is the silent hang NOTES.md warns about. Idle threads cost little
+memory; a socket costs ~60 KB.
+
+Several workers (or hosts) need Redis (DISCUX_REDIS_URL) so a message posted to one worker
+reaches sockets held by another. See docs/deployment.md for the nginx lines.
+"""
+
+import os
+import signal
+
+max_sockets = int(os.environ.get("DISCUX_MAX_SOCKETS") or 1000)
+http_threads = int(os.environ.get("DISCUX_HTTP_THREADS") or 32)
+
+wsgi_app = "app:app"
+bind = os.environ.get("DISCUX_BIND") or "127.0.0.1:8000"
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
+worker_class = "gthread"
+threads = max_sockets + http_threads
+worker_connections = threads + 100  # kept-alive HTTP connections wait on top of busy threads
+keepalive = 5
+timeout = 30
+# Sockets never end by themselves: on SIGTERM they are closed with 1012 at once (see below) so
+# clients reconnect to a live worker and replay what they missed; then the worker stops.
+graceful_timeout = 10
+# Behind nginx on the same host: trust its X-Forwarded-* headers.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1"
+
+
+def post_worker_init(worker):
+    """On SIGTERM, close this worker's sockets with 1012 (restart) before the graceful wait."""
+    stop_worker = worker.handle_exit
+
+    def handle_exit(sig, frame):
+        hub = getattr(worker.wsgi, "extensions", {}).get("discux.realtime")
+        if hub is not None:
+            hub.close_all(1012, "The server is restarting.")
+        stop_worker(sig, frame)
+
+    signal.signal(signal.SIGTERM, handle_exit)
