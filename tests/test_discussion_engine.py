@@ -452,3 +452,27 @@ def test_room_page_has_the_brief_search_and_export(llm_app):
     assert ">Summarize</button>" in page and "Edit brief" in page
     assert "Search this room" in page
     assert f"/rooms/{room.id}/export.md" in page
+
+
+def test_stop_reaches_the_worker_running_the_room_through_redis(make_app, fake):
+    """Two app instances = two workers sharing Redis: Stop posted to one stops the other."""
+    redis_url = "redis://127.0.0.1:6379/15"
+    worker_one = make_app(DISCUX_LLM_BASE_URL=fake.base_url, DISCUX_REDIS_URL=redis_url)
+    worker_two = make_app(DISCUX_LLM_BASE_URL=fake.base_url, DISCUX_REDIS_URL=redis_url)
+    fake.reset()
+    room = Room(worker_one)
+    engine_for(worker_two)  # worker two's engine listens for cancels too
+    fake.queue(FakeReply(text=" ".join(f"w{n}" for n in range(300)), delay_per_token=0.02))
+    room.post("@Nova a long one")
+    fake.wait_for_requests(1)
+    other = worker_two.test_client()
+    other.set_cookie("discux_session", room.client.get_cookie("discux_session").value,
+                     domain="localhost")
+    csrf = re.search(r'"X-CSRFToken": "([^"]+)"', other.get("/").get_data(as_text=True))[1]
+    response = other.post(f"/rooms/{room.id}/stop", data={"csrf_token": csrf})
+    assert response.status_code == 303
+    room.wait(timeout=10)
+    [reply] = [m for m in room.messages() if m.type == "agent"]
+    assert reply.status == "stopped" and "w299" not in reply.content
+    with worker_one.app_context():
+        empty_tables(db.engine)

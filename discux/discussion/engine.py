@@ -39,6 +39,7 @@ from discux.messages.service import (
 )
 from discux.models import Agent, Message, Room
 from discux.realtime import publish
+from discux.realtime.hub import hub_for
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ CONTINUE_GRANT = 3
 AGENT_REPLIES_PER_MINUTE = 10
 DELTA_INTERVAL = 0.05  # ≤ 20 socket updates a second per streaming reply
 EXTENSION_KEY = "discux.discussion"
+# Sent through the broker so a Stop (or a newer message) reaches whichever worker runs the room.
+CANCEL_EVENT = "discussion.cancel"
 
 
 @dataclass
@@ -96,6 +99,8 @@ class Engine:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="discux-agent")
         self.runners: dict[str, RoomRunner] = {}
         self.lock = threading.Lock()
+        self.hub = hub_for(app)
+        self.hub.control_handlers[CANCEL_EVENT] = self._on_cancel_event
 
     def runner(self, room_id: str) -> RoomRunner:
         with self.lock:
@@ -107,6 +112,10 @@ class Engine:
     def start_generation(self, room_id: str, trigger_id: str, agent_ids: list[str],
                          handover_limit: int = MAX_HANDOVERS, cancel_current: bool = True) -> None:
         runner = self.runner(room_id)
+        if cancel_current:
+            # Other workers may be running this room's older generation: tell them too.
+            self.hub.publish({"type": CANCEL_EVENT, "room_id": room_id, "html": None,
+                              "data": {"before": trigger_id}})
         with runner.lock:
             if cancel_current:
                 self._cancel_locked(runner)
@@ -120,13 +129,30 @@ class Engine:
             runner.queue.extend(Turn("reply", generation, agent_id=a) for a in agent_ids)
             self._ensure_running_locked(runner)
 
-    def cancel(self, room_id: str) -> bool:
-        """Stop the room's current generation; True when something was running or queued."""
-        runner = self.runner(room_id)
+    def cancel(self, room_id: str) -> None:
+        """Stop the room's agents on whichever worker runs them; that worker says so."""
+        self.hub.publish({"type": CANCEL_EVENT, "room_id": room_id, "html": None,
+                          "data": {"announce": True}})
+
+    def _on_cancel_event(self, event: dict) -> None:
+        """Cancel this process's generation of the room if it is older than `before`."""
+        data = event.get("data") or {}
+        with self.lock:
+            runner = self.runners.get(event.get("room_id", ""))
+        if runner is None:
+            return
+        before = data.get("before")
         with runner.lock:
+            generation = runner.generation
+            if generation is None or generation.cancel.is_set():
+                return
+            if before and generation.trigger_id >= before:
+                return
             busy = runner.active or bool(runner.queue)
             self._cancel_locked(runner)
-        return busy
+        if busy and data.get("announce"):
+            with self.app.app_context():
+                publish_status(runner.room_id, {"state": "stopped"})
 
     def queue_summary(self, room_id: str, requested_by: str | None) -> None:
         runner = self.runner(room_id)

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 
 from discux.discussion import briefs
-from discux.discussion.engine import continue_discussion, engine_for, publish_status
+from discux.discussion.engine import continue_discussion, engine_for
 from discux.errors import DiscuxError
 from discux.extensions import db
 from discux.models import Message, Room
@@ -41,8 +41,7 @@ def done(message: str):
 @login_required
 def stop(room_id: str):
     room_for(room_id, "post")
-    if engine_for().cancel(room_id):
-        publish_status(room_id, {"state": "stopped"})
+    engine_for().cancel(room_id)
     return done("Agents stopped.")
 
 

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app, has_app_context
@@ -145,6 +146,9 @@ class Hub:
         self._published: dict[tuple[str, str], str] = {}
         self._presence_lock = threading.Lock()
         self._sweeper: threading.Thread | None = None
+        # Events for this process's own machinery rather than its sockets (e.g. the discussion
+        # engine's "stop this room"), keyed by type; they reach every worker like any event.
+        self.control_handlers: dict[str, Callable[[dict], None]] = {}
         self.broker: Broker = make_broker(app.config, self.deliver, self._after_broker_outage)
 
     # ---- registry ----
@@ -189,6 +193,10 @@ class Hub:
 
     def deliver(self, event: dict) -> None:
         """Hand one event to this process's sockets of its room (called by the broker)."""
+        handler = self.control_handlers.get(event.get("type", ""))
+        if handler is not None:
+            handler(event)
+            return
         if event.get("type") == CLOSE_CONTROL:
             data = event.get("data") or {}
             for conn in self.connections(event.get("room_id", ""), data.get("user_id")):
