@@ -83,6 +83,9 @@ def check_can_create_room(user: User) -> None:
 
 
 def check_can_post_message(user: User) -> None:
+    # Unlimited plans skip the count: it grows with every message the user ever sent this month.
+    if user.max_messages_per_month >= UNLIMITED:
+        return
     if messages_used_this_month(user) >= user.max_messages_per_month:
         raise LimitReached(
             f"Your {user.subscription} plan allows "
