@@ -112,15 +112,19 @@ def post_user_message(user: User, room: Room, content: str | None,
         humans_only=bool(humans_only),
     )
     # A humans-only message addresses no agent, so it records no mentions for the engine to act on.
-    mentioned = [] if humans_only else resolve_mentions(text, room_agents(room.id))
+    mentioned = ([] if humans_only or "@" not in text
+                 else resolve_mentions(text, room_agents(room.id)))
     # Ids are generated in mention order, so ORDER BY id gives the order they were written.
     message.mentions = [
         MessageMention(id=new_id(), message_id=message.id, mentioned_agent_id=agent.id)
         for agent in mentioned
     ]
     db.session.add(message)
+    db.session.flush()
+    # Read before the commit expires the row: rendering it afterwards would SELECT it again.
+    payload = message_payload(message)
     db.session.commit()
-    publish_message_created(message)
+    publish(message.room_id, "message.created", payload)
     return message
 
 
