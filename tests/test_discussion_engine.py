@@ -476,3 +476,20 @@ def test_stop_reaches_the_worker_running_the_room_through_redis(make_app, fake):
     assert reply.status == "stopped" and "w299" not in reply.content
     with worker_one.app_context():
         empty_tables(db.engine)
+
+
+def test_jump_to_an_old_message_shows_the_history_around_it(llm_app):
+    room = Room(llm_app)
+    with llm_app.app_context():
+        owner = db.session.get(User, room.owner_id)
+        ids = [chat_factories.create_message(room.id, owner, f"note number {n}").id
+               for n in range(120)]
+    page = room.client.get(f"/rooms/{room.id}?around={ids[10]}").get_data(as_text=True)
+    assert f'id="message-{ids[10]}"' in page
+    assert "note number 0<" in page.replace("</p>", "<")  # older neighbours are there
+    assert "note number 119" not in page
+    assert "Jump to the latest messages" in page
+    newest = room.client.get(f"/rooms/{room.id}").get_data(as_text=True)
+    assert f'id="message-{ids[10]}"' not in newest and "note number 119" in newest
+    unknown = room.client.get(f"/rooms/{room.id}?around=not-an-id").get_data(as_text=True)
+    assert "note number 119" in unknown and "Jump to the latest" not in unknown

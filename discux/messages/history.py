@@ -111,11 +111,40 @@ def earlier_context(room: Room, participant: RoomParticipant, before: str | None
     }
 
 
-def chat_context(room: Room, participant: RoomParticipant) -> dict:
-    """What the chat column of the room page needs."""
-    messages, has_earlier = page_before(room.id)
-    newest_id = messages[-1].id if messages else None
+def page_around(room_id: str, message_id: str, limit: int = PAGE_SIZE):
+    """The messages around `message_id` (half before, half from it on), oldest first, whether
+    older ones exist, and whether newer ones were left out; None if it is not in the room."""
+    found = db.session.scalar(
+        sa.select(Message.id).where(Message.room_id == room_id, Message.id == message_id))
+    if found is None:
+        return None
+    older, has_earlier = page_before(room_id, message_id, limit // 2)
+    newer = list(db.session.scalars(
+        sa.select(Message).where(Message.room_id == room_id, Message.id >= message_id)
+        .order_by(Message.id).limit(limit - len(older) + 1)))
+    has_later = len(newer) > limit - len(older)
+    return older + newer[: limit - len(older)], has_earlier, has_later
+
+
+def newest_message_id(room_id: str) -> str | None:
+    return db.session.scalar(
+        sa.select(Message.id).where(Message.room_id == room_id)
+        .order_by(Message.id.desc()).limit(1))
+
+
+def chat_context(room: Room, participant: RoomParticipant, around: str | None = None) -> dict:
+    """What the chat column of the room page needs: the newest page, or the page around one
+    message (a search result's "jump to") with a way back to the newest."""
+    window = page_around(room.id, around) if around and ID_PATTERN.match(around) else None
+    if window is not None and window[2]:
+        messages, has_earlier, _ = window
+        newest_id = newest_message_id(room.id)  # the socket carries on from the real newest
+    else:
+        messages, has_earlier = page_before(room.id)
+        newest_id = messages[-1].id if messages else None
+        window = None
     return {
+        "window_around": around if window is not None else None,
         "room_id": room.id,
         "me": participant.user_id,
         "participant": participant,

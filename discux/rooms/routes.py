@@ -8,6 +8,7 @@ from flask_login import current_user
 from discux import plans
 from discux.errors import DiscuxError
 from discux.extensions import db
+from discux.messages.history import chat_context
 from discux.models import Agent
 from discux.rooms import service
 from discux.rooms.access import room_for, sign_in_required
@@ -72,6 +73,9 @@ def new():
 @sign_in_required
 def show(room_id: str):
     room, participant = room_for(current_user, room_id, "view")
+    around = request.args.get("around")
+    if around:  # a search result's "jump to": the history around that message
+        return render_room(room, participant, chat=chat_context(room, participant, around))
     return render_room(room, participant)
 
 
