@@ -76,3 +76,14 @@ def test_deleting_the_room_closes_everyones_socket(app, client, csrf_token, logi
     login(owner)
     client.post(f"/rooms/{room_id}/delete", data={"csrf_token": csrf_token()})
     assert [close_code(socket) for socket in sockets] == [POLICY_VIOLATION] * 2
+
+
+def test_room_page_shows_who_is_online_before_its_own_socket_connects(app, client, login,
+                                                                     live_server, room):
+    room_id, owner, member = room
+    socket = open_socket(app, live_server, room_id, member)
+    login(owner)
+    page = client.get(f"/rooms/{room_id}").get_data(as_text=True)
+    assert f'data-user-id="{member.id}" data-presence="online"' in page
+    assert f'data-user-id="{owner.id}" data-presence="offline"' in page
+    socket.close()

@@ -14,6 +14,7 @@ from discux.invitations.forms import InviteForm
 from discux.invitations.service import invitations_for, status_of
 from discux.messages.history import chat_context
 from discux.models import Agent, Room, RoomAgent, RoomInvitation, RoomParticipant, User
+from discux.realtime import presence_states
 from discux.rooms.forms import AddAgentForm, RoomForm, SettingsForm, TransferForm
 from discux.rooms.permissions import allowed_actions, can_manage
 from discux.rooms.service import agents_user_may_add
@@ -133,6 +134,8 @@ def room_page_context(room: Room, participant: RoomParticipant, **overrides) -> 
         "transfer_form": transfer_form,
         "chat": chat_context(room, participant),
         "brief": current_brief(room.id),
+        # Who has the room open right now, so the dots are right before the socket says more.
+        "presence": presence_states(room.id),
     }
     context.update(invitations_context(
         room, participant, overrides.pop("invite_form", None),
