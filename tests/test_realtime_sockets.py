@@ -22,7 +22,7 @@ from tests.support.ws_client import (
     wait_for_text,
 )
 
-DELIVERY_BOUND = 2.0  # seconds: a message reaches another member's socket well within this
+DELIVERY_BOUND = 5.0  # seconds: generous, so a loaded machine does not fail it; figures live in bench/
 
 
 @pytest.fixture
