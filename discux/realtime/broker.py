@@ -108,6 +108,8 @@ class RedisBroker(Broker):
             url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15
         )
         self._process = f"{os.getpid()}-{secrets.token_hex(4)}"
+        # This process's own presence, what is shown while Redis is away.
+        self._local = InProcessBroker(deliver)
         self._on_reconnect = on_reconnect
         self._stop = threading.Event()
         self._subscribed = threading.Event()
@@ -174,6 +176,7 @@ class RedisBroker(Broker):
         return self.PRESENCE_KEY.format(room_id=room_id)
 
     def set_presence(self, room_id: str, user_id: str, state: str) -> None:
+        self._local.set_presence(room_id, user_id, state)
         field = f"{user_id}|{self._process}"
         try:
             if state == "offline":
@@ -191,9 +194,9 @@ class RedisBroker(Broker):
         try:
             entries = self._client.hgetall(self._key(room_id))
         except redis.RedisError as error:
-            log.error("Redis at %s is unreachable (%s): presence unknown",
+            log.error("Redis at %s is unreachable (%s): showing this worker's presence only",
                       redacted(self.url), error)
-            return {}
+            return self._local.presence(room_id)
         cutoff = time.time() - self.PRESENCE_TTL
         states: dict[str, list[str]] = {}
         for field, value in entries.items():
