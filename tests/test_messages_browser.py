@@ -1,14 +1,136 @@
-"""Two people in one room, in Chromium: messages appear live for both, the @ picker inserts an
-agent, and "is typing…" shows for the other person."""
+"""Two people in one room, in Chromium: messages, typing, presence and deletions show up live,
+and the @ picker puts an agent's name in the composer."""
 
 from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.support import chat_factories
+from discux.auth.sessions import COOKIE_NAME
+from tests.support import chat_factories, factories
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def server(live_server):
+    return live_server
+
+
+@pytest.fixture
+def room(app):
+    with app.app_context():
+        ana = factories.create_user(name="Ana", plan="pro")
+        bo = factories.create_user(name="Bo", plan="pro")
+        room = chat_factories.create_room(ana, name="Roadmap")
+        chat_factories.add_member(room, bo)
+        for name, emoji, style in (("Critic", "🎯", "direct"), ("Code Reviewer", "🔧", "analytical"),
+                                   ("Coach", "💡", "friendly")):
+            agent = chat_factories.create_agent(ana, name=name, emoji=emoji, style=style)
+            chat_factories.add_agent(room, agent, ana)
+        return {"ana": ana.id, "bo": bo.id, "room": room.id}
+
+
+def open_room(new_context, server, room, who):
+    context = new_context()
+    with server.app.app_context():
+        token = factories.create_session_token(room[who])
+    context.add_cookies([{"name": COOKIE_NAME, "value": token, "url": server.url}])
+    page = context.new_page()
+    page.csp_errors = []
+    page.on("console", lambda message: "Content Security Policy" in message.text
+            and page.csp_errors.append(message.text))
+    page.goto(f"{server.url}/rooms/{room['room']}")
+    # The room's socket is open once the person's own presence dot turns online.
+    expect(page.locator(f'.presence[data-user-id="{room[who]}"]').first).to_have_attribute(
+        "data-presence", "online")
+    return page
+
+
+def test_two_people_see_each_others_messages_live(server, room, new_context):
+    ana = open_room(new_context, server, room, "ana")
+    bo = open_room(new_context, server, room, "bo")
+
+    composer = ana.get_by_role("textbox", name="Message")
+    composer.fill("Shall we ship on **Friday**?")
+    composer.press("Enter")
+    on_bo = bo.locator("#messages .message").last
+    expect(on_bo).to_contain_text("Shall we ship on Friday?")
+    expect(on_bo.locator(".sender-name")).to_have_text("Ana")
+    expect(on_bo.locator("strong", has_text="Friday")).to_be_visible()
+    expect(ana.locator("#messages .message").last.locator(".sender-name")).to_have_text("You")
+    # The composer is empty again and still has the focus.
+    expect(composer).to_have_value("")
+    expect(composer).to_be_focused()
+
+    reply = bo.get_by_role("textbox", name="Message")
+    reply.fill("Yes")
+    reply.press("Shift+Enter")
+    reply.type("after the review")
+    expect(reply).to_have_value("Yes\nafter the review")
+    reply.press("Enter")
+    on_ana = ana.locator("#messages .message").last
+    expect(on_ana.locator(".sender-name")).to_have_text("Bo")
+    expect(on_ana.locator(".message-body br")).to_have_count(1)
+    expect(on_ana).to_contain_text("after the review")
+    assert ana.csp_errors == [] and bo.csp_errors == []
+
+
+def test_typing_shows_for_the_other_person_and_clears_itself(server, room, new_context):
+    ana = open_room(new_context, server, room, "ana")
+    bo = open_room(new_context, server, room, "bo")
+    bo.get_by_role("textbox", name="Message").type("thinking")
+    indicator = ana.locator("#typing-indicator")
+    expect(indicator).to_have_text("Bo is typing…")
+    expect(bo.locator("#typing-indicator")).to_have_text("")
+    expect(indicator).to_have_text("", timeout=8_000)  # 5 s after the last keystroke
+
+
+def test_presence_follows_the_other_persons_tab(server, room, new_context):
+    ana = open_room(new_context, server, room, "ana")
+    bo = open_room(new_context, server, room, "bo")
+    bos_dot = ana.locator(f'.presence[data-user-id="{room["bo"]}"]').first
+    expect(bos_dot).to_have_attribute("data-presence", "online")
+    bo.context.close()
+    expect(bos_dot).to_have_attribute("data-presence", "offline")
+
+
+def test_deleted_message_disappears_for_everyone(server, room, new_context):
+    ana = open_room(new_context, server, room, "ana")
+    bo = open_room(new_context, server, room, "bo")
+    composer = bo.get_by_role("textbox", name="Message")
+    composer.fill("typo in here")
+    composer.press("Enter")
+    expect(ana.locator("#messages")).to_contain_text("typo in here")
+    bo.on("dialog", lambda dialog: dialog.accept())
+    bo.locator("#messages .message", has_text="typo in here").get_by_role(
+        "button", name="Delete your message").click()
+    expect(bo.locator("#messages")).not_to_contain_text("typo in here")
+    expect(ana.locator("#messages")).not_to_contain_text("typo in here")
+
+
+def test_mention_picker_inserts_an_agent_name(server, room, new_context):
+    ana = open_room(new_context, server, room, "ana")
+    composer = ana.get_by_role("textbox", name="Message")
+    composer.type("Thoughts @co")
+    picker = ana.get_by_role("listbox", name="Agents you can mention")
+    expect(picker.get_by_role("option")).to_have_count(2)
+    expect(picker.get_by_role("option").first).to_contain_text("🔧Code Reviewer analytical")
+    expect(picker.get_by_role("option").nth(1)).to_contain_text("Coach")
+    composer.press("ArrowDown")
+    expect(picker.get_by_role("option").nth(1)).to_have_attribute("aria-selected", "true")
+    composer.press("Enter")  # picks, does not send
+    expect(composer).to_have_value("Thoughts @Coach ")
+    expect(picker).to_be_hidden()
+
+    composer.type("and @")
+    expect(picker.get_by_role("option")).to_have_count(4)  # every agent, then @all
+    expect(picker.get_by_role("option").last).to_contain_text("all")
+    composer.press("ArrowUp")
+    composer.press("Enter")
+    expect(composer).to_have_value("Thoughts @Coach and @all ")
+    composer.press("Enter")  # now it sends
+    expect(ana.locator("#messages .message").last).to_contain_text("Thoughts @Coach and @all")
 
 
 def test_two_people_see_each_others_messages_and_pick_an_agent(app, make_user, signed_in_page,
