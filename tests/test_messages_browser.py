@@ -171,3 +171,26 @@ def test_two_people_see_each_others_messages_and_pick_an_agent(app, make_user, s
     reply.press("Enter")
     expect(ana_page.locator("#messages")).to_contain_text("Agreed, ship it.")
     expect(ana_page.locator(".message").last.locator(".sender-name")).to_have_text("Bo")
+
+
+def test_dropped_socket_reconnects_and_replays_what_was_missed(app, server, room, new_context):
+    from discux.messages.history import id_epoch_ms, id_floor
+    from tests.support.ws_client import Member
+
+    ana = open_room(new_context, server, room, "ana")
+    with app.app_context():
+        bo_token = factories.create_session_token(room["bo"])
+    bo = Member(server.url, bo_token)
+    bo.post(room["room"], "before the drop")
+    expect(ana.locator("#messages")).to_contain_text("before the drop")
+    newest = ana.locator("#messages .message").last.get_attribute("id").removeprefix("message-")
+    reconnects = []
+    ana.on("websocket", lambda ws: reconnects.append(ws.url))
+
+    app.extensions["discux.realtime"].close_all(1012, "Restarting")
+    bo.post(room["room"], "while you were away")
+    expect(ana.locator("#messages .message", has_text="while you were away")).to_have_count(1)
+    expect(ana.locator("#chat-connection")).to_be_hidden()
+    # The extension reconnected from the newest message on screen (minus a safety margin).
+    assert reconnects and f"after={id_floor(id_epoch_ms(newest) - 5000)}" in reconnects[-1]
+    expect(ana.locator("#messages .message", has_text="before the drop")).to_have_count(1)
