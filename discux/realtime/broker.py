@@ -17,6 +17,7 @@ import os
 import secrets
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,28 +34,29 @@ def best_state(states) -> str:
     return max(states, key=STATE_RANK.__getitem__, default="offline")
 
 
-class Broker:
+class Broker(ABC):
     """Carries `{"type", "room_id", "data", "html"}` events to every process."""
 
     def __init__(self, deliver: Deliver):
         self._deliver = deliver
 
+    @abstractmethod
     def publish(self, event: dict) -> None:
-        raise NotImplementedError
+        """Hand the event to every process's `deliver` (this one's included)."""
 
+    @abstractmethod
     def set_presence(self, room_id: str, user_id: str, state: str) -> None:
         """Record this process's view of a user in a room ("offline" forgets it)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def presence(self, room_id: str) -> dict[str, str]:
         """Every user's state in the room across all processes (users not listed are offline)."""
-        raise NotImplementedError
 
-    def refresh_presence(self, entries: dict[tuple[str, str], str]) -> None:
+    def refresh_presence(self, entries: dict[tuple[str, str], str]) -> None:  # noqa: B027
         """Heartbeat: this process's entries are still true."""
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 (an optional hook: nothing to release by default)
+        """Release what the broker holds."""
 
 
 class InProcessBroker(Broker):
