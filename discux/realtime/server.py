@@ -4,8 +4,11 @@
   replies) goes through one lock with `sendall`, so frames never interleave or go out half-sent;
 - the reader thread wakes the connection's writer when a client frame arrives or the socket ends,
   so one thread per socket both writes and reads (no third thread);
-- a frame is encoded once per broadcast and the same bytes are written to every socket that
-  negotiated no extension (server frames are unmasked, so they are identical);
+- a frame is encoded once per broadcast and the same bytes are written to every socket with the
+  same negotiated parameters (server frames are unmasked, so they are identical). Browsers offer
+  permessage-deflate; the handshake accepts it with `server_no_context_takeover`, so each
+  message is compressed afresh and compresses to the same bytes for every such socket (with
+  context takeover a shared frame would corrupt the socket's later messages);
 - `abort()` shuts a stuck socket from another thread without waiting for its lock.
 
 flask-sock builds `flask_sock.Server`; `install()` points it at this class.
@@ -17,9 +20,12 @@ import contextlib
 import socket
 import threading
 from collections.abc import Callable
+from functools import cached_property
 
 import flask_sock
 from simple_websocket import ConnectionClosed, Server
+from wsproto.events import AcceptConnection, Request
+from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import FrameProtocol
 
 SOCKET_KEYS = ("werkzeug.socket", "gunicorn.socket")
@@ -52,19 +58,36 @@ class LockedSocket:
 
 
 class OutboundFrame:
-    """One event's payload for one kind of listener, with its wire bytes encoded at most once."""
+    """One event's payload for one kind of listener, encoded at most once per kind of socket."""
 
-    __slots__ = ("_plain", "text")
+    __slots__ = ("_encoded", "text")
 
     def __init__(self, text: str):
         self.text = text
-        self._plain: bytes | None = None
+        self._encoded: dict[tuple, bytes] = {}
+
+    def encoded(self, group: tuple) -> bytes:
+        """The wire frame for sockets of `group` (see `RoomSocketServer.frame_group`)."""
+        frame = self._encoded.get(group)
+        if frame is None:
+            frame = self._encoded[group] = bytes(_protocol_for(group).send_data(self.text))
+        return frame
 
     def plain_bytes(self) -> bytes:
-        """The frame for a connection without extensions (no compression)."""
-        if self._plain is None:
-            self._plain = bytes(FrameProtocol(client=False, extensions=[]).send_data(self.text))
-        return self._plain
+        return self.encoded(PLAIN)
+
+
+PLAIN = ("plain",)
+
+
+def _protocol_for(group: tuple) -> FrameProtocol:
+    """A fresh server-side frame encoder for a group of sockets."""
+    if group == PLAIN:
+        return FrameProtocol(client=False, extensions=[])
+    _, window_bits = group
+    deflate = PerMessageDeflate(server_no_context_takeover=True, server_max_window_bits=window_bits)
+    deflate.finalize(f"{deflate.name}; server_no_context_takeover")  # marks it enabled
+    return FrameProtocol(client=False, extensions=[deflate])
 
 
 class RoomSocketServer(Server):
@@ -88,22 +111,50 @@ class RoomSocketServer(Server):
         with self.sock.lock:
             super().close(reason, message)
 
+    def handshake(self) -> None:
+        """Accept the opening request, offering permessage-deflate without context takeover."""
+        request_head = b"GET / HTTP/1.1\r\n"
+        for key, value in self.environ.items():
+            if key.startswith("HTTP_"):
+                header = "-".join(part.capitalize() for part in key[5:].split("_"))
+                request_head += f"{header}: {value}\r\n".encode()
+        self.ws.receive_data(request_head + b"\r\n")
+        answer = b""
+        for event in self.ws.events():
+            if isinstance(event, Request):
+                self.subprotocol = self.choose_subprotocol(event)
+                answer += self.ws.send(AcceptConnection(
+                    subprotocol=self.subprotocol,
+                    extensions=[PerMessageDeflate(server_no_context_takeover=True)],
+                ))
+        if answer:
+            self.sock.send(answer)
+        self.connected = bool(answer)
+
+    @cached_property
+    def frame_group(self) -> tuple | None:
+        """Sockets of one group get byte-identical frames; None: encode for this socket only."""
+        try:
+            extensions = self.ws.connection._proto.extensions
+        except AttributeError:  # a wsproto without these internals: encode per socket
+            return None
+        if not extensions:
+            return PLAIN
+        if len(extensions) == 1 and isinstance(extensions[0], PerMessageDeflate) and (
+                extensions[0].server_no_context_takeover):
+            return ("deflate", extensions[0].server_max_window_bits)
+        return None
+
     def send_frame(self, frame: OutboundFrame) -> None:
         """Send a broadcast frame, reusing its encoded bytes when this connection allows it."""
         with self.sock.lock:
             if not self.connected:
                 raise ConnectionClosed(self.close_reason, self.close_message)
-            if self._negotiated_extensions():
-                # permessage-deflate keeps per-connection compressor state: encode here.
+            group = self.frame_group
+            if group is None:
                 super().send(frame.text)
             else:
-                self.sock.send(frame.plain_bytes())
-
-    def _negotiated_extensions(self) -> list:
-        try:
-            return self.ws.connection._proto.extensions
-        except AttributeError:  # a wsproto without these internals: be safe, encode per socket
-            return [None]
+                self.sock.send(frame.encoded(group))
 
     def abort(self) -> None:
         self.connected = False
