@@ -99,6 +99,16 @@ def test_presence_goes_online_then_offline(live_server, world):
     owner.close()
 
 
+def test_newcomer_is_told_who_is_already_online(live_server, world):
+    owner = opened(live_server, world, world.owner)
+    member = connect(live_server.url, world.room_id, world.member.token)
+    event = wait_for_event(member, lambda e: e["type"] == "presence"
+                           and e["data"]["user_id"] == world.owner.id)
+    assert event["data"] == {"user_id": world.owner.id, "name": "Olga Owner", "state": "online"}
+    member.close()
+    owner.close()
+
+
 def test_idle_member_shows_away_and_comes_back_online(app, live_server, world, monkeypatch):
     from discux.realtime import hub as hub_module
 

@@ -1,10 +1,13 @@
 """This process's open sockets, by room: fan-out, presence, closing on request.
 
-Each socket is a `Connection` with a bounded outbound queue; its own handler thread is its only
-writer (it also reads what the client sent, woken by the reader thread). The broker's `deliver`
-renders an event once per kind of listener and enqueues it to every socket of the room under the
-room's lock, so every listener receives the room's events in the same order. A socket whose queue
-is full (its client stopped reading) is cut off instead of delaying anyone else.
+Each socket is a `Connection` with a bounded outbound queue and one writer at a time. The
+broker's `deliver` renders an event once per kind of listener and hands it to every socket of the
+room under the room's lock, so every listener receives the room's events in the same order. For a
+socket with nothing queued whose kernel buffer has room, the delivering thread writes the
+(already encoded) frame itself without blocking; otherwise the frame is queued for the socket's
+own handler thread, which also reads what the client sent (woken by the reader thread). Waking a
+thousand threads per event would cost more than the writes. A socket whose queue is full (its
+client stopped reading) is cut off instead of delaying anyone else.
 """
 
 from __future__ import annotations
@@ -49,8 +52,11 @@ class Connection:
         self.bad_frames = 0
         # ids already sent by the `?after=` replay: the live event for them is skipped
         self.replayed: set[str] = set()
-        self._items: deque[tuple[OutboundFrame, str | None]] = deque()
+        self._items: deque[tuple[OutboundFrame | bytes, str | None]] = deque()
         self._cond = threading.Condition()
+        # True while the handler thread writes (the replay, or a batch from the queue): frames
+        # written from another thread meanwhile would overtake them.
+        self._busy = True
         self._woken = False
         self._closing: tuple[int, str] | None = None
         self.aborted = False
@@ -61,6 +67,17 @@ class Connection:
         with self._cond:
             if self._closing or self.aborted:
                 return True
+            if not self._items and not self._busy:
+                if message_id is not None and message_id in self.replayed:
+                    self.replayed.discard(message_id)
+                    return True
+                rest = self.ws.try_send_frame(frame)
+                if rest == b"":
+                    return True
+                if rest is not None:
+                    self._items.append((rest, None))
+                    self._cond.notify()
+                    return True
             if len(self._items) >= self.queue_limit:
                 return False
             self._items.append((frame, message_id))
@@ -91,20 +108,30 @@ class Connection:
             items = list(self._items)
             self._items.clear()
             self._woken = False
+            self._busy = bool(items)
             return items, self._closing
+
+    def _done_writing(self) -> None:
+        with self._cond:
+            self._busy = bool(self._items)
 
     def serve(self, on_client_frame) -> None:
         """Write queued frames and read client frames until the socket ends."""
         from simple_websocket import ConnectionClosed
 
         try:
+            self._done_writing()  # the replay is out: other threads may write directly now
             while not self.aborted:
                 items, closing = self._take(timeout=30.0)
                 for frame, message_id in items:
                     if message_id is not None and message_id in self.replayed:
                         self.replayed.discard(message_id)
                         continue
-                    self.ws.send_frame(frame)
+                    if isinstance(frame, bytes):
+                        self.ws.send_raw(frame)
+                    else:
+                        self.ws.send_frame(frame)
+                self._done_writing()
                 while closing is None:
                     data = self.ws.receive(timeout=0)
                     if data is None:

@@ -29,6 +29,7 @@ from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import FrameProtocol
 
 SOCKET_KEYS = ("werkzeug.socket", "gunicorn.socket")
+NO_WAIT = getattr(socket, "MSG_DONTWAIT", None)
 
 
 class LockedSocket:
@@ -44,6 +45,17 @@ class LockedSocket:
         return len(data)
 
     sendall = send
+
+    def send_nowait(self, data: bytes) -> int:
+        """Write what the kernel takes right now (the caller holds `lock`); 0 if nothing."""
+        if NO_WAIT is None:
+            return 0
+        try:
+            return self._raw.send(data, NO_WAIT)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except ValueError:  # a TLS socket takes no flags: leave it to the connection's writer
+            return 0
 
     def recv(self, size: int) -> bytes:
         return self._raw.recv(size)
@@ -155,6 +167,32 @@ class RoomSocketServer(Server):
                 super().send(frame.text)
             else:
                 self.sock.send(frame.encoded(group))
+
+    def try_send_frame(self, frame: OutboundFrame) -> bytes | None:
+        """Write `frame` from the caller's thread if nobody else is writing and the kernel takes
+        it without waiting: returns what is left to send (b"" when all went out), or None when
+        it did not try (the connection's own writer must send the whole frame)."""
+        group = self.frame_group
+        if group is None or not self.connected or not self.sock.lock.acquire(blocking=False):
+            return None
+        try:
+            if not self.connected:
+                return None
+            data = frame.encoded(group)
+            try:
+                sent = self.sock.send_nowait(data)
+            except OSError:
+                return None  # the writer meets the same error and ends the connection
+            return data[sent:]
+        finally:
+            self.sock.lock.release()
+
+    def send_raw(self, data: bytes) -> None:
+        """The rest of a frame `try_send_frame` could only write in part."""
+        with self.sock.lock:
+            if not self.connected:
+                raise ConnectionClosed(self.close_reason, self.close_message)
+            self.sock.send(data)
 
     def abort(self) -> None:
         self.connected = False

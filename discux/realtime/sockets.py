@@ -20,7 +20,7 @@ from flask_login import current_user
 from discux.extensions import db, sock
 from discux.messages.history import ID_PATTERN
 from discux.messages.rendering import MessageView
-from discux.models import Message, Room
+from discux.models import Message, Room, User
 from discux.realtime import frames, server
 from discux.realtime.hub import Connection, hub_for
 from discux.rooms.permissions import can, membership
@@ -112,6 +112,7 @@ def room_socket(ws, room_id: str):
     try:
         if info.after:
             replay(conn, info.after)
+        send_presence(conn, hub)
         # A socket lives for hours: give its database connection back to the pool now.
         db.session.remove()
         budget = FrameBudget()
@@ -147,6 +148,24 @@ def replay(conn: Connection, after: str) -> None:
                 parts.append(frames.message_html(env, view, own, may_delete))
             conn.send_now(frames.append_messages(parts))
         cursor, sent = rows[-1].id, sent + len(rows)
+
+
+def send_presence(conn: Connection, hub) -> None:
+    """Who is online or away right now: the page may have been rendered a while ago (or the
+    socket is reconnecting), and presence events only report changes."""
+    states = hub.presence(conn.room_id)
+    if not states:
+        return
+    if conn.fmt == "json":
+        names = {user.id: user.display_name
+                 for user in db.session.scalars(sa.select(User).where(User.id.in_(states)))}
+        for user_id, state in states.items():
+            conn.send_now(frames.json_event("presence", conn.room_id, {
+                "user_id": user_id, "name": names.get(user_id, "Someone"), "state": state}))
+        return
+    template = current_app.jinja_env.get_template("messages/_presence.html")
+    conn.send_now("".join(template.render(user_id=user_id, state=state, oob=True)
+                          for user_id, state in states.items()))
 
 
 class FrameBudget:
