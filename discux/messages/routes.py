@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
+import sqlalchemy as sa
 from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import escape
@@ -14,7 +15,7 @@ from discux.extensions import csrf, db, limiter
 from discux.messages import service
 from discux.messages.history import ID_PATTERN, composer_context, earlier_context
 from discux.models import Room, RoomParticipant
-from discux.rooms.permissions import can, membership
+from discux.rooms.permissions import can
 
 bp = Blueprint("messages", __name__)
 
@@ -34,11 +35,15 @@ def _room_of_member(room_id: str) -> tuple[Room, RoomParticipant]:
         if _is_htmx():
             abort(make_response("", 401, {"HX-Redirect": login}))
         abort(redirect(login))
-    participant = membership(current_user, room_id)
-    room = db.session.get(Room, room_id) if participant else None
-    if room is None or not can(participant, "view", room):
+    # One query for both: every post starts here.
+    found = db.session.execute(
+        sa.select(Room, RoomParticipant)
+        .join(RoomParticipant, RoomParticipant.room_id == Room.id)
+        .where(Room.id == room_id, RoomParticipant.user_id == current_user.id)
+    ).first()
+    if found is None or not can(found[1], "view", found[0]):
         abort(404)
-    return room, participant
+    return found[0], found[1]
 
 
 def _room_url(room_id: str, anchor: str | None = None) -> str:
@@ -74,7 +79,8 @@ def post(room_id: str):
                 "The message contains bytes that are not valid UTF-8 text; nothing was sent.",
                 "content",
             )
-        message = service.post_user_message(current_user, room, content, humans_only)
+        message = service.post_user_message(current_user, room, content, humans_only,
+                                            participant=participant)
         on_user_message(message)
     except DiscuxError as error:
         db.session.rollback()

@@ -90,16 +90,21 @@ def publish_message_delta(room_id: str, message_id: str, delta: str) -> None:
 
 
 def post_user_message(user: User, room: Room, content: str | None,
-                      humans_only: bool = False) -> Message:
-    """Validate, check the plan's monthly quota, resolve mentions, store, and push the message."""
-    participant = membership(user, room.id)
+                      humans_only: bool = False,
+                      participant: RoomParticipant | None = None) -> Message:
+    """Validate, check the plan's monthly quota, resolve mentions, store, and push the message.
+
+    `participant` is the user's row in the room when the caller already has it."""
+    if participant is None or participant.user_id != user.id or participant.room_id != room.id:
+        participant = membership(user, room.id)
     if not can(participant, "post", room):
         raise Forbidden(
             "This room is archived: it is read-only." if participant and not room.is_active
             else "You can't post in this room."
         )
     text = validate_content(content)
-    plans.check_can_post_message(user)
+    if user.max_messages_per_month < plans.UNLIMITED:  # counting is for plans with a limit
+        plans.check_can_post_message(user)
     message = Message(
         id=new_id(),
         room_id=room.id,
