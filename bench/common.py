@@ -26,7 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 MARIADB_SERVER = "mysql+pymysql://root@127.0.0.1:3306"
-MARIADB_URL = f"{MARIADB_SERVER}/bench"
+# BENCH_MARIADB_DATABASE lets two benches run side by side without dropping each other's data.
+MARIADB_DATABASE = os.environ.get("BENCH_MARIADB_DATABASE", "bench")
+if not MARIADB_DATABASE.startswith("bench"):
+    raise SystemExit("BENCH_MARIADB_DATABASE must start with 'bench' (the bench drops it)")
+MARIADB_URL = f"{MARIADB_SERVER}/{MARIADB_DATABASE}"
 BENCH_REDIS_URL = "redis://127.0.0.1:6379/14"
 
 _children: list[subprocess.Popen] = []
@@ -230,14 +234,15 @@ def sqlite_url(path: str | None = None) -> str:
 
 
 def reset_mariadb() -> str:
-    """Drop and recreate the `bench` database (never `test` or `test_*`)."""
+    """Drop and recreate the bench database (`bench…` only, never `test` or `test_*`)."""
     import pymysql
 
     conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
     try:
         with conn.cursor() as cur:
-            cur.execute("DROP DATABASE IF EXISTS bench")
-            cur.execute("CREATE DATABASE bench CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            cur.execute(f"DROP DATABASE IF EXISTS `{MARIADB_DATABASE}`")
+            cur.execute(f"CREATE DATABASE `{MARIADB_DATABASE}` "
+                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     finally:
         conn.close()
     return MARIADB_URL
