@@ -173,3 +173,29 @@ def test_archived_room_is_read_only(app, client, world, csrf_token):
     assert response.status_code == 403
     assert "archived" in response.get_data(as_text=True)
     assert messages_in(app, world.room_id) == []
+
+
+def test_pushed_message_matches_the_stored_row(app, live_server):
+    """The socket event is built from the message as committed: same id, time and HTML."""
+    from tests.support.chat_factories import wait_until_sockets_closed
+    from tests.support.ws_client import Member, connect, wait_for_event
+
+    world = World(app)
+    listener = connect(live_server.url, world.room_id, world.admin.token)
+    try:
+        wait_for_event(listener, lambda e: e["type"] == "presence")
+        poster = Member(live_server.url, world.member.token)
+        assert poster.post(world.room_id, "Ship it on **Friday**",
+                           humans_only="1").status_code == 200
+        event = wait_for_event(listener, lambda e: e["type"] == "message.created")
+    finally:
+        listener.close()
+        wait_until_sockets_closed(app)
+    [stored] = messages_in(app, world.room_id)
+    data = event["data"]
+    assert (data["id"], data["room_id"], data["sender_id"], data["sender_name"]) == (
+        stored.id, world.room_id, world.member.id, "Ana Member")
+    assert data["content_html"] == stored.content_html == (
+        "<p>Ship it on <strong>Friday</strong></p>\n")
+    assert data["timestamp"] == stored.timestamp.isoformat(timespec="milliseconds")
+    assert data["humans_only"] is True and data["mentions"] == []

@@ -37,8 +37,11 @@ class Room(db.Model):
         Timestamp, default=utcnow, onupdate=utcnow, server_default=sa.func.current_timestamp()
     )
 
+    # One row per room, read on every post (archived? auto-summarize?): loaded in the same
+    # query as the room (a LEFT JOIN on its primary key) rather than by a SELECT of its own.
     settings: Mapped[RoomSettings] = db.relationship(
-        back_populates="room", uselist=False, cascade="all, delete-orphan", passive_deletes=True
+        back_populates="room", uselist=False, cascade="all, delete-orphan", passive_deletes=True,
+        lazy="joined",
     )
 
     def __repr__(self) -> str:
