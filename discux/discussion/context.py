@@ -37,13 +37,6 @@ class Prompt:
         return json.dumps(self.receipt, separators=(",", ":"))
 
 
-def latest_brief(room_id: str) -> RoomBrief | None:
-    return db.session.scalar(
-        sa.select(RoomBrief).where(RoomBrief.room_id == room_id)
-        .order_by(RoomBrief.version.desc()).limit(1)
-    )
-
-
 def room_note(agent: Agent, people: list[str], agents: list[Agent]) -> str:
     others = [a for a in agents if a.id != agent.id]
     lines = [f"People in this room: {', '.join(people) or 'nobody yet'}."]
@@ -61,7 +54,7 @@ def room_note(agent: Agent, people: list[str], agents: list[Agent]) -> str:
     return "\n".join(lines)
 
 
-def _speaker_line(message: Message, agent: Agent) -> dict:
+def _speaker_line(message: sa.Row, agent: Agent) -> dict:
     if message.type == "agent" and message.sender_id == agent.id:
         return {"role": "assistant", "content": message.content}
     label = message.sender_name or "Someone"
@@ -70,33 +63,49 @@ def _speaker_line(message: Message, agent: Agent) -> dict:
     return {"role": "user", "content": f"{label}: {message.content}"}
 
 
+# Built once: the prompt's reads run before every agent reply, ahead of the model request, and
+# building a statement costs more than running it on a small room.
+PEOPLE_NAMES = (
+    sa.select(User.name).join(RoomParticipant, RoomParticipant.user_id == User.id)
+    .where(RoomParticipant.room_id == sa.bindparam("room_id"))
+    .order_by(RoomParticipant.joined_at)
+)
+LATEST_BRIEF = (
+    sa.select(RoomBrief.version, RoomBrief.content)
+    .where(RoomBrief.room_id == sa.bindparam("room_id"))
+    .order_by(RoomBrief.version.desc()).limit(1)
+)
+# Only the columns a prompt line needs: rows, not ORM objects, are cheap to load by the dozen.
+HISTORY = (
+    sa.select(Message.id, Message.type, Message.sender_id, Message.sender_name, Message.content)
+    .where(Message.room_id == sa.bindparam("room_id"), Message.humans_only.is_(False),
+           Message.type != "system", Message.status.in_(("complete", "stopped")))
+    .order_by(Message.id.desc()).limit(SCAN_LIMIT)
+)
+
+
 def build_prompt(agent: Agent, room_id: str, upto_message_id: str | None = None,
-                 provider_label: str | None = None, is_demo: bool = False) -> Prompt:
-    """The chat messages for `agent`'s next reply in the room, newest history last."""
-    people = list(db.session.scalars(
-        sa.select(User.name).join(RoomParticipant, RoomParticipant.user_id == User.id)
-        .where(RoomParticipant.room_id == room_id).order_by(RoomParticipant.joined_at)
-    ))
-    agents = room_agents(room_id)
-    brief = latest_brief(room_id)
+                 provider_label: str | None = None, is_demo: bool = False,
+                 agents: list[Agent] | None = None) -> Prompt:
+    """The chat messages for `agent`'s next reply in the room, newest history last.
+
+    `agents` are the room's agents when the caller already loaded them (saves a query)."""
+    by_room = {"room_id": room_id}
+    people = list(db.session.scalars(PEOPLE_NAMES, by_room))
+    if agents is None:
+        agents = room_agents(room_id)
+    brief = db.session.execute(LATEST_BRIEF, by_room).first()
     system = system_prompt(agent.name, agent.prompt, agent.style,
                            room_note(agent, [p or "Someone" for p in people], agents))
     if brief is not None:
         system += f"\n\nRoom brief (the room's long-term memory, version {brief.version}):\n" \
                   f"{brief.content}"
 
-    query = sa.select(Message).where(
-        Message.room_id == room_id,
-        Message.humans_only.is_(False),
-        Message.type != "system",
-        Message.status.in_(("complete", "stopped")),
-    )
-    if upto_message_id:
-        query = query.where(Message.id <= upto_message_id)
-    candidates = list(db.session.scalars(query.order_by(Message.id.desc()).limit(SCAN_LIMIT)))
+    history = HISTORY if not upto_message_id else HISTORY.where(Message.id <= upto_message_id)
+    candidates = db.session.execute(history, by_room).all()
 
     budget = HISTORY_TOKENS - estimate_tokens(system)
-    chosen: list[Message] = []
+    chosen: list[sa.Row] = []
     cut = None
     for message in candidates:
         if not message.content.strip():

@@ -14,7 +14,8 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -23,10 +24,10 @@ from flask import Flask, current_app, render_template
 
 from discux.agents.styles import style_for
 from discux.discussion.context import build_prompt
-from discux.discussion.summaries import maybe_auto_summarize, summarize_room
+from discux.discussion.summaries import SummaryClock, maybe_auto_summarize, summarize_room
 from discux.extensions import db
 from discux.ids import new_id, utcnow
-from discux.llm.base import LLMError, mean_probability
+from discux.llm.base import Delta, LLMError, mean_probability
 from discux.llm.registry import get_provider
 from discux.messages.mentions import resolve_mentions
 from discux.messages.service import (
@@ -97,6 +98,10 @@ class Engine:
         self.app = app
         workers = int(app.config.get("DISCUX_AGENT_WORKERS", 4))
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="discux-agent")
+        # Sends a turn's model request while its runner stores the reply row (one per runner).
+        self.requests = ThreadPoolExecutor(max_workers=workers,
+                                           thread_name_prefix="discux-llm-request")
+        self.summary_clock = SummaryClock()
         self.runners: dict[str, RoomRunner] = {}
         self.lock = threading.Lock()
         self.hub = hub_for(app)
@@ -192,6 +197,9 @@ class Engine:
                     if turn.generation.cancel.is_set() and turn.kind == "reply":
                         continue
                     try:
+                        # A turn re-reads nothing it committed itself, and its session ends
+                        # with it: keep its rows loaded across commits instead of re-selecting.
+                        db.session().expire_on_commit = False
                         self._run(runner, turn)
                     except Exception:  # one broken turn must not stop the room's queue
                         log.exception("Agent turn failed in room %s", runner.room_id)
@@ -258,15 +266,14 @@ def on_user_message(message: Message) -> None:
     """Start the agents a just-posted message mentions, in mention order.
 
     A message that addresses agents cancels whatever agents were still doing in the room; one
-    that addresses none (or is humans-only) lets them carry on.
+    that addresses none (or is humans-only) lets them carry on. This runs on every post: it
+    reads only what the message already holds and, unless a summary is due, queries nothing.
     """
     agent_ids = [] if message.humans_only else [
         m.mentioned_agent_id for m in sorted(message.mentions, key=lambda m: m.id)]
     if agent_ids:
         engine_for().start_generation(message.room_id, message.id, agent_ids)
-    room = db.session.get(Room, message.room_id)
-    if room is not None:
-        maybe_auto_summarize(room)
+    maybe_auto_summarize(message.room_id)
 
 
 def continue_discussion(room: Room) -> list[Agent]:
@@ -295,20 +302,25 @@ def continue_discussion(room: Room) -> list[Agent]:
     return agents
 
 
+# Built once: it runs before every reply.
+AGENT_REPLY_TIMES = (
+    sa.select(Message.timestamp)
+    .where(Message.sender_id == sa.bindparam("agent_id"), Message.type == "agent",
+           Message.timestamp >= sa.bindparam("since"))
+    .order_by(Message.timestamp)
+)
+
+
 def wait_for_rate_limit(agent: Agent, generation: Generation, room_id: str) -> bool:
     """Hold the room's queue while the agent has used its replies for this minute (it waits,
     it is not dropped). False when the generation was cancelled while waiting."""
     while True:
         now = utcnow()
-        recent = list(db.session.scalars(
-            sa.select(Message.timestamp)
-            .where(Message.sender_id == agent.id, Message.type == "agent",
-                   Message.timestamp >= now - timedelta(seconds=60))
-            .order_by(Message.timestamp)
-        ))
-        db.session.rollback()  # end the read so the next look sees new rows
+        recent = list(db.session.scalars(AGENT_REPLY_TIMES, {
+            "agent_id": agent.id, "since": now - timedelta(seconds=60)}))
         if len(recent) < AGENT_REPLIES_PER_MINUTE:
             return True
+        db.session.rollback()  # end the read so the next look sees new rows
         frees_at = recent[-AGENT_REPLIES_PER_MINUTE] + timedelta(seconds=60)
         wait = max(0.2, (frees_at - now).total_seconds())
         publish_status(room_id, {"state": "waiting", "agent": agent.name,
@@ -318,71 +330,63 @@ def wait_for_rate_limit(agent: Agent, generation: Generation, room_id: str) -> b
 
 
 def run_reply(runner: RoomRunner, turn: Turn) -> list[Agent]:
-    """Stream one agent's reply into a message row; returns the agents it hands over to."""
+    """Stream one agent's reply into a message row; returns the agents it hands over to.
+
+    The model is asked as early as possible: the few reads the prompt needs come first, then the
+    request goes out on another thread while this one announces the turn and stores the reply
+    row, so the model's time to first token and the row's write overlap."""
     generation = turn.generation
-    room = db.session.get(Room, runner.room_id)
-    agent = db.session.get(Agent, turn.agent_id)
-    in_room = {a.id: a for a in room_agents(runner.room_id)} if room else {}
-    if room is None or agent is None or agent.id not in in_room:
+    room_id = runner.room_id
+    # The room's agents in one query; a deleted room or an agent removed from it has none here.
+    in_room = {a.id: a for a in room_agents(room_id)}
+    agent = in_room.get(turn.agent_id)
+    if agent is None:
         return []
-    if not wait_for_rate_limit(agent, generation, room.id):
+    if not wait_for_rate_limit(agent, generation, room_id):
         return []
 
     provider = get_provider()
-    prompt = build_prompt(agent, room.id, provider_label=provider.label,
-                          is_demo=provider.is_demo)
+    prompt = build_prompt(agent, room_id, provider_label=provider.label,
+                          is_demo=provider.is_demo, agents=list(in_room.values()))
     style = style_for(agent.style)
-    generation.replies += 1
-    publish_status(room.id, {
-        "state": "answering", "agent": agent.name, "agent_id": agent.id,
-        "emoji": agent.emoji, "position": generation.replies,
-        "total": max(generation.planned, generation.replies),
-        "replies": generation.replies, "handovers": generation.handovers,
-    })
     started = time.monotonic()
-    reply = Message(
-        id=new_id(), room_id=room.id, content="", type="agent", sender_id=agent.id,
-        sender_name=agent.name, sender_emoji=agent.emoji, sender_color=agent.color,
-        status="streaming", reply_to_id=generation.trigger_id if generation.trigger_id
-        != "summary" else None, context_length=prompt.context_length,
-        context_receipt=prompt.receipt_json(),
-    )
-    db.session.add(reply)
-    db.session.commit()
-    publish_message_created(reply)
-
-    text: list[str] = []
-    logprobs: list[float] = []
-    pending: list[str] = []
-    last_push = 0.0
-    failure: str | None = None
+    deltas = iter(provider.stream_chat(
+        prompt.messages, model=agent.model, temperature=style.temperature,
+        max_tokens=style.max_tokens,
+    ))
+    first_delta = engine_for().requests.submit(next, deltas, None)
     try:
-        for delta in provider.stream_chat(
-            prompt.messages, model=agent.model, temperature=style.temperature,
-            max_tokens=style.max_tokens,
-        ):
-            if generation.cancel.is_set():
-                break
-            text.append(delta.text)
-            pending.append(delta.text)
-            logprobs.extend(delta.logprobs)
-            now = time.monotonic()
-            if now - last_push >= DELTA_INTERVAL:
-                publish_message_delta(room.id, reply.id, "".join(pending))
-                pending.clear()
-                last_push = now
-    except LLMError as error:
-        failure = error.message
+        generation.replies += 1
+        publish_status(room_id, {
+            "state": "answering", "agent": agent.name, "agent_id": agent.id,
+            "emoji": agent.emoji, "position": generation.replies,
+            "total": max(generation.planned, generation.replies),
+            "replies": generation.replies, "handovers": generation.handovers,
+        })
+        reply = Message(
+            id=new_id(), room_id=room_id, content="", type="agent", sender_id=agent.id,
+            sender_name=agent.name, sender_emoji=agent.emoji, sender_color=agent.color,
+            status="streaming", reply_to_id=generation.trigger_id if generation.trigger_id
+            != "summary" else None, context_length=prompt.context_length,
+            context_receipt=prompt.receipt_json(),
+        )
+        db.session.add(reply)
+        db.session.commit()
+        publish_message_created(reply)
+        text, logprobs, failure = stream_into(reply, deltas, first_delta, generation)
+    finally:
+        # The request thread must be done with the stream before it is closed.
+        if not first_delta.cancel():
+            first_delta.exception()
+        deltas.close()
     elapsed = time.monotonic() - started
-    if pending and not generation.cancel.is_set():
-        publish_message_delta(room.id, reply.id, "".join(pending))
 
     content = "".join(text).strip()
     if failure and not content:
         db.session.delete(reply)
         db.session.commit()
-        publish(room.id, "message.deleted", {"id": reply.id})
-        post_system_message(room, f"⚠️ **{agent.name}** could not answer: {failure}.")
+        publish(room_id, "message.deleted", {"id": reply.id})
+        tell_room(room_id, f"⚠️ **{agent.name}** could not answer: {failure}.")
         return []
 
     reply.content = content
@@ -403,11 +407,48 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[Agent]:
     db.session.commit()
     publish_message_completed(reply)
     if failure:
-        post_system_message(room, f"⚠️ **{agent.name}** was cut off: {failure}.")
+        tell_room(room_id, f"⚠️ **{agent.name}** was cut off: {failure}.")
         return []
-    maybe_auto_summarize(room)
     if reply.status != "complete":
         return []
+    maybe_auto_summarize(room_id)
     mentioned = resolve_mentions(content, list(in_room.values()))
     return [a for a in mentioned if a.id != agent.id]
 
+
+def stream_into(reply: Message, deltas: Iterator[Delta], first_delta: Future,
+                generation: Generation) -> tuple[list[str], list[float], str | None]:
+    """Publish the reply's pieces as they come: the first at once, then at most one socket
+    update per DELTA_INTERVAL. Returns the text pieces, token log-probabilities and the
+    failure (None when the stream ended normally)."""
+    text: list[str] = []
+    logprobs: list[float] = []
+    pending: list[str] = []
+    last_push = 0.0  # so the first piece goes out the moment it arrives
+    try:
+        delta = first_delta.result()
+        while delta is not None:
+            if generation.cancel.is_set():
+                break
+            text.append(delta.text)
+            pending.append(delta.text)
+            logprobs.extend(delta.logprobs)
+            now = time.monotonic()
+            if now - last_push >= DELTA_INTERVAL:
+                publish_message_delta(reply.room_id, reply.id, "".join(pending))
+                pending.clear()
+                last_push = now
+            delta = next(deltas, None)
+    except LLMError as error:
+        return text, logprobs, error.message
+    finally:
+        if pending and not generation.cancel.is_set():
+            publish_message_delta(reply.room_id, reply.id, "".join(pending))
+    return text, logprobs, None
+
+
+def tell_room(room_id: str, text: str) -> None:
+    """Post a notice from Discux in the room, unless the room is gone."""
+    room = db.session.get(Room, room_id)
+    if room is not None:
+        post_system_message(room, text)

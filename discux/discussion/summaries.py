@@ -4,6 +4,9 @@ A summary rewrites the living brief (a new version) and says so in the room."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -12,13 +15,16 @@ from discux.extensions import db
 from discux.llm.base import LLMError
 from discux.llm.registry import get_provider
 from discux.messages.service import post_system_message
-from discux.models import Message, Room
+from discux.models import Message, Room, RoomSettings
 from discux.realtime import publish
 
 log = logging.getLogger(__name__)
 
 SUMMARY_EVERY = 30
 SUMMARY_SOURCE_MESSAGES = 120
+# How long a room's summary count is trusted before it is counted again in the database: other
+# workers store messages this process does not see, and settings change.
+SUMMARY_RECOUNT_SECONDS = 10.0
 
 SUMMARY_INSTRUCTIONS = """You keep the brief of a team discussion: its long-term memory.
 Rewrite the brief so it reflects the discussion so far, in Markdown, with exactly these sections:
@@ -40,18 +46,72 @@ def messages_since_brief(room_id: str) -> int:
     return db.session.scalar(query)
 
 
-def maybe_auto_summarize(room: Room) -> None:
-    """Queue a summary when auto-summarize is on and enough new messages have come in."""
-    if not (room.settings and room.settings.auto_summarize):
-        return
-    if messages_since_brief(room.id) >= SUMMARY_EVERY:
-        from discux.discussion.engine import engine_for
+@dataclass
+class SummaryCount:
+    """What this process knows about one room: is auto-summarize on, and how many messages
+    came in since the brief (as counted at `counted_at`, plus the ones stored here since)."""
 
-        engine_for().queue_summary(room.id, requested_by=None)
+    auto_summarize: bool
+    since_brief: int
+    counted_at: float
+
+
+class SummaryClock:
+    """Decides "a summary is due" on every new message without a query per message: each room
+    is counted in the database at most once per SUMMARY_RECOUNT_SECONDS, then kept up to date
+    in memory. The summary itself counts again before it writes anything."""
+
+    def __init__(self):
+        self._rooms: dict[str, SummaryCount] = {}
+        self._lock = threading.Lock()
+
+    def message_stored(self, room_id: str) -> bool:
+        """Note a new (complete) message in the room; True when a summary is due."""
+        now = time.monotonic()
+        with self._lock:
+            known = self._rooms.get(room_id)
+            if known is not None and now - known.counted_at < SUMMARY_RECOUNT_SECONDS:
+                known.since_brief += 1
+                return known.auto_summarize and known.since_brief >= SUMMARY_EVERY
+        counted = count_for_summary(room_id, now)  # already includes the new message
+        with self._lock:
+            self._rooms[room_id] = counted
+        return counted.auto_summarize and counted.since_brief >= SUMMARY_EVERY
+
+    def forget(self, room_id: str) -> None:
+        """Count the room again next time (a brief was written, or its settings changed)."""
+        with self._lock:
+            self._rooms.pop(room_id, None)
+
+
+def count_for_summary(room_id: str, now: float) -> SummaryCount:
+    auto = bool(db.session.scalar(
+        sa.select(RoomSettings.auto_summarize).where(RoomSettings.room_id == room_id)))
+    return SummaryCount(auto_summarize=auto,
+                        since_brief=messages_since_brief(room_id) if auto else 0, counted_at=now)
+
+
+def maybe_auto_summarize(room_id: str) -> None:
+    """Queue a summary when auto-summarize is on and enough new messages have come in; call it
+    once per new complete message."""
+    from discux.discussion.engine import engine_for
+
+    engine = engine_for()
+    if engine.summary_clock.message_stored(room_id):
+        engine.queue_summary(room_id, requested_by=None)
 
 
 def summarize_room(room_id: str, requested_by: str | None) -> None:
     """Write a new brief version from the discussion and post a system message about it."""
+    from discux.discussion.engine import engine_for
+
+    try:
+        write_summary(room_id, requested_by)
+    finally:  # whatever happened, the room's count starts again from the database
+        engine_for().summary_clock.forget(room_id)
+
+
+def write_summary(room_id: str, requested_by: str | None) -> None:
     room = db.session.get(Room, room_id)
     if room is None:
         return
