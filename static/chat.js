@@ -61,13 +61,24 @@
   const scrollToEnd = () => { scroller.scrollTop = scroller.scrollHeight; };
   scroller.addEventListener("scroll", () => { stickToBottom = nearBottom(); }, { passive: true });
 
+  // A message's day is the date of its <time datetime> (UTC); the day's label starts its title,
+  // "Wednesday 25 November 2026, 14:02 UTC" (templates/messages/_message.html).
+  const timeOf = (message) => message.querySelector(".message-meta time");
+  const dayOf = (message) => {
+    const time = timeOf(message);
+    return time ? time.getAttribute("datetime").slice(0, 10) : "";
+  };
+  const dayLabelOf = (message) => {
+    const title = (timeOf(message) || {}).title || "";
+    return title.slice(0, title.lastIndexOf(", "));
+  };
   const separatorFor = (message) => {
     const separator = document.createElement("div");
     separator.className = "day-separator";
     separator.setAttribute("role", "separator");
-    separator.dataset.day = message.dataset.day || "";
+    separator.dataset.day = dayOf(message);
     const label = document.createElement("span");
-    label.textContent = message.dataset.dayLabel || "";
+    label.textContent = dayLabelOf(message);
     separator.append(label);
     return separator;
   };
@@ -91,7 +102,7 @@
       while (isSeparator(before) && isSeparator(before.previousElementSibling)) {
         before.previousElementSibling.remove();
       }
-      const day = el.dataset.day;
+      const day = dayOf(el);
       if (day !== previousDay) {
         if (!isSeparator(before) || before.dataset.day !== day) {
           if (isSeparator(before)) before.remove();

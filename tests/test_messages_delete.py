@@ -99,3 +99,36 @@ def test_delete_without_csrf_token_is_refused(app, client, world):
         f"/rooms/{world.room_id}/messages/{message_id}/delete")
     assert response.status_code == 400
     assert still_there(app, message_id)
+
+
+def test_without_javascript_delete_asks_on_a_page_then_deletes(app, client, world, csrf_token):
+    message_id = message_by(app, world, world.member, "regrettable remark")
+    member = as_person(client, world.member)
+    page = member.get(f"/rooms/{world.room_id}/messages/{message_id}/delete")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "<h1>Delete this message?</h1>" in html and "regrettable remark" in html
+    assert (f'<form method="post" action="/rooms/{world.room_id}/messages/{message_id}/delete"'
+            in html)
+    assert 'name="csrf_token"' in html
+    assert f'href="/rooms/{world.room_id}#message-{message_id}"' in html  # "Keep it"
+    assert still_there(app, message_id)  # asking deletes nothing
+    response = member.post(f"/rooms/{world.room_id}/messages/{message_id}/delete",
+                           data={"csrf_token": csrf_token()})
+    assert response.status_code == 303 and not still_there(app, message_id)
+
+
+def test_confirmation_page_refuses_whoever_may_not_delete(app, client, world):
+    message_id = message_by(app, world, world.owner)
+    url = f"/rooms/{world.room_id}/messages/{message_id}/delete"
+    refused = as_person(client, world.member).get(url)
+    assert refused.status_code == 403
+    assert "owner and admins can delete other people" in refused.get_data(as_text=True)
+    assert as_person(client, world.outsider).get(url).status_code == 404
+
+
+@pytest.mark.parametrize("message_id", ["01a20000-0000-7000-8000-000000000000", "not-an-id"])
+def test_confirmation_page_for_a_message_that_is_gone(app, client, world, message_id):
+    response = as_person(client, world.owner).get(
+        f"/rooms/{world.room_id}/messages/{message_id}/delete")
+    assert response.status_code == 404

@@ -154,6 +154,25 @@ def test_members_may_delete_their_own_messages_staff_any(app, world):
     assert delete_buttons(chat_html(app, world, world.admin)) == ["member says 0", "owner says 0"]
 
 
+def test_delete_is_one_small_button_that_names_what_it_deletes(app, world):
+    add_messages(app, world, 1, sender=world.member, prefix="member says ")
+    add_messages(app, world, 1, sender=world.owner, prefix="owner says ")
+    html = chat_html(app, world, world.admin)
+    buttons = re.findall(r'<form class="message-delete" action="([^"]+)"><button ([^>]+)>Delete'
+                         r'</button></form>', html)
+    assert len(buttons) == 2
+    for action, attributes in buttons:
+        # Without JS the button opens the confirmation page; with htmx it asks, then DELETEs.
+        assert action.startswith(f"/rooms/{world.room_id}/messages/") and action.endswith("/delete")
+        assert f'hx-delete="{action.removesuffix("/delete")}"' in attributes
+        assert 'hx-confirm="Delete this message for everyone?"' in attributes
+    names = re.findall(r'aria-label="(Delete [^"]+)"', html)
+    assert [name.rsplit(", ", 1)[0] for name in names] == [
+        "Delete Ana Member’s message", "Delete Olga Owner’s message"]
+    # No CSRF token per message: htmx sends the page's token as a header.
+    assert 'name="csrf_token"' not in html.split('id="messages"')[1].split("</div>\n    <p")[0]
+
+
 def test_composer_has_a_label_the_humans_only_switch_and_the_room_agents(app, world):
     html = chat_html(app, world, world.member)
     assert '<label for="composer-text">Message</label>' in html

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from discux.extensions import db
 from discux.messages.rendering import MessageView
 from discux.messages.service import MAX_LENGTH, may_delete, room_agents
-from discux.models import Message, Room, RoomParticipant
+from discux.models import Agent, Message, Room, RoomParticipant
 from discux.rooms.permissions import can
 
 PAGE_SIZE = 50
@@ -27,12 +27,45 @@ REPLAY_MARGIN_MS = 5000
 
 def page_before(room_id: str, before_id: str | None = None, limit: int = PAGE_SIZE):
     """Up to `limit` messages older than `before_id`, oldest first, and whether more exist."""
-    query = sa.select(Message).where(Message.room_id == room_id)
+    return _newest_first(sa.select(Message), room_id, before_id, limit, db.session.scalars)
+
+
+# What the chat column shows of a message. The context receipt (kilobytes per agent reply) is
+# reduced to two flags in SQL: the page only says whether one exists and whether it was the demo.
+VIEW_COLUMNS = (
+    Message.id, Message.room_id, Message.type, Message.sender_id, Message.sender_name,
+    Message.content, Message.content_html, Message.status, Message.timestamp,
+    Message.sender_emoji, Message.sender_color, Message.processing_time,
+    Message.agent_confidence, Message.context_length, Message.humans_only, Message.reply_to_id,
+    Message.context_receipt.is_not(None).label("has_receipt"),
+    Message.context_receipt.contains('"demo":true').label("is_demo"),
+)
+
+
+def _views(query) -> list[MessageView]:
+    return [MessageView.from_row(row) for row in db.session.execute(query)]
+
+
+def views_before(room_id: str, before_id: str | None = None,
+                 limit: int = PAGE_SIZE) -> tuple[list[MessageView], bool]:
+    """`page_before` as the chat column shows it: plain rows, no ORM objects, no mentions."""
+    return _newest_first(sa.select(*VIEW_COLUMNS), room_id, before_id, limit, _views)
+
+
+def _newest_first(query, room_id: str, before_id: str | None, limit: int, fetch):
+    query = query.where(Message.room_id == room_id)
     if before_id:
         query = query.where(Message.id < before_id)
-    rows = list(db.session.scalars(query.order_by(Message.id.desc()).limit(limit + 1)))
+    rows = list(fetch(query.order_by(Message.id.desc()).limit(limit + 1)))
     has_earlier = len(rows) > limit
     return list(reversed(rows[:limit])), has_earlier
+
+
+def message_view(room_id: str, message_id: str) -> MessageView | None:
+    """One message of the room as the chat column shows it; None if it is not there."""
+    found = _views(sa.select(*VIEW_COLUMNS)
+                   .where(Message.room_id == room_id, Message.id == message_id))
+    return found[0] if found else None
 
 
 @dataclass(frozen=True)
@@ -45,10 +78,10 @@ class Entry:
     day_break: str | None  # the day's label when this message starts a new day
 
 
-def entries_for(messages: list[Message], participant: RoomParticipant, room: Room) -> list[Entry]:
+def entries_for(views: list[MessageView], participant: RoomParticipant,
+                room: Room) -> list[Entry]:
     entries, previous_day = [], None
-    for message in messages:
-        view = MessageView.from_message(message)
+    for view in views:
         entries.append(Entry(
             message=view,
             own=view.type == "user" and view.sender_id == participant.user_id,
@@ -91,23 +124,23 @@ def composer_context(room: Room, participant: RoomParticipant, text: str = "",
     }
 
 
-def agent_choices(room_id: str) -> list[dict]:
+def agent_choices(agents: list[Agent]) -> list[dict]:
     """The room's agents as the `@` picker lists them."""
     return [
         {"id": agent.id, "name": agent.name, "emoji": agent.emoji or "🤖",
          "style": agent.style or "professional"}
-        for agent in room_agents(room_id)
+        for agent in agents
     ]
 
 
 def earlier_context(room: Room, participant: RoomParticipant, before: str | None) -> dict:
     """A page of messages older than `before` ("Load earlier")."""
-    messages, has_earlier = page_before(room.id, before)
+    views, has_earlier = views_before(room.id, before)
     return {
         "room_id": room.id,
-        "entries": entries_for(messages, participant, room),
+        "entries": entries_for(views, participant, room),
         "has_earlier": has_earlier,
-        "oldest_id": messages[0].id if messages else None,
+        "oldest_id": views[0].id if views else None,
     }
 
 
@@ -118,10 +151,10 @@ def page_around(room_id: str, message_id: str, limit: int = PAGE_SIZE):
         sa.select(Message.id).where(Message.room_id == room_id, Message.id == message_id))
     if found is None:
         return None
-    older, has_earlier = page_before(room_id, message_id, limit // 2)
-    newer = list(db.session.scalars(
-        sa.select(Message).where(Message.room_id == room_id, Message.id >= message_id)
-        .order_by(Message.id).limit(limit - len(older) + 1)))
+    older, has_earlier = views_before(room_id, message_id, limit // 2)
+    newer = _views(
+        sa.select(*VIEW_COLUMNS).where(Message.room_id == room_id, Message.id >= message_id)
+        .order_by(Message.id).limit(limit - len(older) + 1))
     has_later = len(newer) > limit - len(older)
     return older + newer[: limit - len(older)], has_earlier, has_later
 
@@ -132,28 +165,29 @@ def newest_message_id(room_id: str) -> str | None:
         .order_by(Message.id.desc()).limit(1))
 
 
-def chat_context(room: Room, participant: RoomParticipant, around: str | None = None) -> dict:
+def chat_context(room: Room, participant: RoomParticipant, around: str | None = None,
+                 agents: list[Agent] | None = None) -> dict:
     """What the chat column of the room page needs: the newest page, or the page around one
-    message (a search result's "jump to") with a way back to the newest."""
+    message (a search result's "jump to") with a way back to the newest. `agents`: the room's
+    agents when the caller has them already."""
     window = page_around(room.id, around) if around and ID_PATTERN.match(around) else None
     if window is not None and window[2]:
-        messages, has_earlier, _ = window
+        views, has_earlier, _ = window
         newest_id = newest_message_id(room.id)  # the socket carries on from the real newest
     else:
-        messages, has_earlier = page_before(room.id)
-        newest_id = messages[-1].id if messages else None
+        views, has_earlier = views_before(room.id)
+        newest_id = views[-1].id if views else None
         window = None
     return {
         "window_around": around if window is not None else None,
         "room_id": room.id,
         "me": participant.user_id,
         "participant": participant,
-        "messages": messages,
-        "entries": entries_for(messages, participant, room),
+        "entries": entries_for(views, participant, room),
         "has_earlier": has_earlier,
-        "oldest_id": messages[0].id if messages else None,
+        "oldest_id": views[0].id if views else None,
         "newest_id": newest_id,
         "socket_url": f"/rooms/{room.id}/ws?after={replay_from(newest_id)}",
         "composer": composer_context(room, participant),
-        "agents": agent_choices(room.id),
+        "agents": agent_choices(room_agents(room.id) if agents is None else agents),
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 import nh3
 from flask import render_template
@@ -120,6 +121,16 @@ class MessageView:
         )
 
     @classmethod
+    def from_row(cls, row) -> MessageView:
+        """From a row of `history.VIEW_COLUMNS` (what a page shows; mentions are not shown, so
+        they are not read)."""
+        fields = dict(row._mapping)
+        fields["status"] = fields["status"] or "complete"
+        for flag in ("humans_only", "has_receipt", "is_demo"):  # SQLite answers 0/1 or NULL
+            fields[flag] = bool(fields[flag])
+        return cls(**fields)
+
+    @classmethod
     def from_payload(cls, data: dict) -> MessageView:
         fields = dict(data)
         stamp = fields.get("timestamp")
@@ -142,22 +153,22 @@ class MessageView:
             "has_receipt": self.has_receipt, "is_demo": self.is_demo,
         }
 
-    # ---- what the partial prints ----
-    @property
+    # ---- what the partial prints (each label is read more than once per render) ----
+    @cached_property
     def day(self) -> str:
         return self.timestamp.date().isoformat() if self.timestamp else ""
 
-    @property
+    @cached_property
     def day_label(self) -> str:
         if not self.timestamp:
             return ""
         return f"{self.timestamp:%A} {self.timestamp.day} {self.timestamp:%B %Y}"
 
-    @property
+    @cached_property
     def time_label(self) -> str:
         return f"{self.timestamp:%H:%M}" if self.timestamp else ""
 
-    @property
+    @cached_property
     def iso_time(self) -> str:
         return self.timestamp.isoformat(timespec="milliseconds") + "Z" if self.timestamp else ""
 

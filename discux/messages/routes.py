@@ -10,10 +10,10 @@ from flask_login import current_user
 from markupsafe import escape
 
 from discux.discussion.engine import on_user_message
-from discux.errors import DiscuxError
+from discux.errors import DiscuxError, Forbidden
 from discux.extensions import csrf, db, limiter
 from discux.messages import service
-from discux.messages.history import ID_PATTERN, composer_context, earlier_context
+from discux.messages.history import ID_PATTERN, composer_context, earlier_context, message_view
 from discux.models import Room, RoomParticipant
 from discux.rooms.permissions import can
 
@@ -107,6 +107,20 @@ def earlier(room_id: str):
     if _is_htmx():
         return render_template("messages/_earlier.html", earlier=context)
     return render_template("messages/earlier.html", room=room, earlier=context)
+
+
+@bp.get("/rooms/<room_id>/messages/<message_id>/delete")
+def confirm_delete(room_id: str, message_id: str):
+    """Without JavaScript, a message's Delete button opens this: the message and a real form."""
+    room, participant = _room_of_member(room_id)
+    view = message_view(room.id, message_id) if ID_PATTERN.match(message_id) else None
+    if view is None:
+        raise service.MessageNotFound("That message does not exist (it may already be deleted).")
+    if not service.may_delete(view, participant, room):
+        raise Forbidden("You can delete your own messages; only the room's owner and admins "
+                        "can delete other people's.")
+    own = view.type == "user" and view.sender_id == participant.user_id
+    return render_template("messages/delete.html", room=room, message=view, own=own)
 
 
 @bp.route("/rooms/<room_id>/messages/<message_id>", methods=["DELETE"])

@@ -15,7 +15,7 @@ from discux.invitations.service import invitations_for, status_of
 from discux.messages.history import chat_context
 from discux.models import Agent, Room, RoomAgent, RoomInvitation, RoomParticipant, User
 from discux.realtime import presence_states
-from discux.rooms.forms import AddAgentForm, RoomForm, SettingsForm, TransferForm
+from discux.rooms.forms import AddAgentForm, SettingsForm, TransferForm
 from discux.rooms.permissions import allowed_actions, can_manage
 from discux.rooms.service import agents_user_may_add
 
@@ -56,8 +56,12 @@ def people_of(room: Room, viewer: RoomParticipant) -> list[PersonRow]:
     )
 
 
+# Made once: a fresh alias per call would cost a new statement cache key every time.
+_ADDED_BY = sa.orm.aliased(User, name="added_by")
+
+
 def agents_of(room: Room) -> list[AgentRow]:
-    added_by = sa.orm.aliased(User)
+    added_by = _ADDED_BY
     rows = db.session.execute(
         sa.select(RoomAgent, Agent, added_by)
         .join(Agent, Agent.id == RoomAgent.agent_id)
@@ -129,10 +133,11 @@ def room_page_context(room: Room, participant: RoomParticipant, **overrides) -> 
         "agents": agents,
         "settings": room.settings,
         "settings_form": SettingsForm(formdata=None, obj=room.settings),
-        "edit_form": RoomForm(formdata=None, obj=room),
         "add_agent_form": add_agent_form,
         "transfer_form": transfer_form,
-        "chat": chat_context(room, participant),
+        # A search result's "jump to" brings its own chat column; else the newest page.
+        "chat": overrides.pop("chat", None) or chat_context(
+            room, participant, agents=[row.agent for row in agents]),
         "brief": current_brief(room.id),
         # Who has the room open right now, so the dots are right before the socket says more.
         "presence": presence_states(room.id),
