@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from discux.errors import DiscuxError
 from discux.extensions import db
+from discux.models import Message
 from discux.search import mysql as mysql_search
 from discux.search.service import RoomNotFound, search_messages
 from tests.conftest import IS_MYSQL
@@ -250,8 +251,11 @@ mysql_only = pytest.mark.skipif(not IS_MYSQL, reason="MySQL/MariaDB search strat
 
 @pytest.fixture
 def tiny_windows(monkeypatch):
+    monkeypatch.setattr(mysql_search, "FIRST_WINDOW_ROWS", 2)
     monkeypatch.setattr(mysql_search, "WINDOW_ROWS", 5)
+    monkeypatch.setattr(mysql_search, "ROWS_BEFORE_FULLTEXT", 12)
     monkeypatch.setattr(mysql_search, "FALLBACK_ROWS_PER_ROOM", 20)
+    monkeypatch.setattr(mysql_search, "RANKED_CANDIDATES", 3)
 
 
 @mysql_only
@@ -262,23 +266,85 @@ def test_newest_first_finishes_rare_terms_from_the_fulltext_index(scene, ctx, ti
 
 
 @mysql_only
-def test_short_words_are_walked_back_page_by_page(scene, ctx, tiny_windows):
+def test_a_common_word_fills_newest_first_pages_from_growing_windows(scene, ctx, tiny_windows):
     ids = sf.messages(scene.product, [
-        "UX sketch" if i in (2, 50, 51, 88) else f"ordinary chatter {i}" for i in range(90)])
-    newest = sf.messages(scene.research, ["UX in research"] + [f"more {i}" for i in range(30)])
-    results = search_messages(scene.ada, "UX", order="newest", per_page=10)
-    assert results.notice and "“ux”" in results.notice
+        "deploy done" if i % 4 == 0 else f"ordinary chatter {i}" for i in range(60)])
+    ids += sf.messages(scene.research, [f"deploy in research {i}" for i in range(5)])
+    ids += sf.messages(scene.secret, [f"deploy in secret {i}" for i in range(5)])
+    expected = [i for n, i in enumerate(ids[:65]) if n >= 60 or n % 4 == 0]
+    assert walk_newest(scene.ada, "deploy", per_page=3) == sorted(expected, reverse=True)
+
+
+@mysql_only
+def test_stopwords_are_walked_back_page_by_page(scene, ctx, tiny_windows):
+    ids = sf.messages(scene.product, [
+        "what a sketch" if i in (2, 50, 51, 88) else f"ordinary chatter {i}" for i in range(90)])
+    newest = sf.messages(scene.research, ["what in research"] + [f"more {i}" for i in range(30)])
+    results = search_messages(scene.ada, "what", order="newest", per_page=10)
+    assert results.notice and "“what”" in results.notice
     assert results.next_before  # bounded: the rest is a click away
-    assert walk_newest(scene.ada, "UX", per_page=3) == [
+    assert walk_newest(scene.ada, "what", per_page=3) == [
         newest[0], ids[88], ids[51], ids[50], ids[2]]
 
 
 @mysql_only
-def test_ranked_short_words_look_at_the_newest_messages_of_each_room(scene, ctx, tiny_windows):
-    sf.messages(scene.product, ["QA old"] + [f"filler {i}" for i in range(30)] + ["QA new"])
-    results = search_messages(scene.ada, "QA")
-    assert [hit.content for hit in results.hits] == ["QA new"]
+def test_ranked_stopwords_look_at_the_newest_messages_of_each_room(scene, ctx, tiny_windows):
+    sf.messages(scene.product, ["with old"] + [f"filler {i}" for i in range(30)] + ["with new"])
+    results = search_messages(scene.ada, "with", room_id=scene.product)
+    assert [hit.content for hit in results.hits] == ["with new"]
     assert "newest 20 messages of each room" in results.notice
+
+
+@mysql_only
+def test_ranked_candidates_from_other_rooms_never_show_and_never_hide_mine(
+        scene, ctx, tiny_windows):
+    # The table's best matches are all in a room Ada is not in: she still gets hers, ranked.
+    sf.messages(scene.secret, [f"roadmap roadmap roadmap secret {i}" for i in range(6)])
+    mine = sf.messages(scene.product, ["roadmap once, among many other words here",
+                                       "roadmap and roadmap again"])
+    assert walk_ranked(scene.ada, "roadmap", per_page=1) == [mine[1], mine[0]]
+
+
+# ---- Two-letter words: exact over the whole history on both engines ----
+
+def test_two_letter_words_are_found_however_far_back(scene, ctx, tiny_windows):
+    ids = sf.messages(scene.product, [
+        "UX sketch" if i in (2, 50, 51, 88) else f"ordinary chatter {i}" for i in range(90)])
+    newest = sf.messages(scene.research, ["UX in research"] + [f"more {i}" for i in range(30)])
+    sf.messages(scene.secret, ["UX secret"])
+    results = search_messages(scene.ada, "UX", order="newest", per_page=10)
+    assert results.notice is None and results.next_before is None
+    assert walk_newest(scene.ada, "UX", per_page=3) == [
+        newest[0], ids[88], ids[51], ids[50], ids[2]]
+    assert sorted(walk_ranked(scene.ada, "UX", per_page=2)) == sorted(
+        [newest[0], ids[88], ids[51], ids[50], ids[2]])
+
+
+def test_ranked_two_letter_words_reach_old_messages(scene, ctx, tiny_windows):
+    sf.messages(scene.product, ["QA old, QA again"] + [f"filler {i}" for i in range(30)]
+                + ["QA new"])
+    results = search_messages(scene.ada, "QA")
+    assert [hit.content for hit in results.hits] == ["QA old, QA again", "QA new"]
+    assert results.notice is None
+
+
+def test_two_letter_words_together_and_in_a_phrase(scene, ctx):
+    sf.messages(scene.product, ["AI and UX sync", "UX then AI", "AI alone", "UX alone"])
+    assert sorted(found(scene.ada, "UX AI")) == ["AI and UX sync", "UX then AI"]
+    assert found(scene.ada, '"ux then ai"', order="newest") == ["UX then AI"]
+
+
+def test_edited_deleted_and_finished_messages_are_searched_as_they_are_now(scene, ctx):
+    edited, deleted = sf.messages(scene.product, ["AI draft", "AI to delete"])
+    streaming, = sf.messages(scene.product, ["half an ans"], status="streaming", type="agent")
+    db.session.execute(sa.update(Message).where(Message.id == edited).values(content="UX draft"))
+    db.session.execute(sa.delete(Message).where(Message.id == deleted))
+    db.session.execute(sa.update(Message).where(Message.id == streaming).values(
+        content="QA answer, finished", status="complete"))
+    db.session.commit()
+    assert found(scene.ada, "AI") == [] and found(scene.ada, "AI", order="newest") == []
+    assert found(scene.ada, "UX", order="newest") == ["UX draft"]
+    assert found(scene.ada, "QA") == ["QA answer, finished"]
 
 
 @mysql_only
@@ -295,7 +361,7 @@ def test_a_statement_past_the_time_limit_is_stopped_and_the_limit_restored(ctx, 
 def test_a_search_stopped_by_the_time_limit_gives_a_partial_page(scene, ctx, monkeypatch,
                                                                 tiny_windows):
     sf.messages(scene.product, ["zeppelin once"] + [f"ordinary chatter {i}" for i in range(40)])
-    monkeypatch.setattr(mysql_search, "_run_time_limited", lambda statement: None)
+    monkeypatch.setattr(mysql_search, "_run_time_limited_rows", lambda statement: None)
     results = search_messages(scene.ada, "zeppelin", order="newest")
     assert results.hits == [] and results.next_before and "too long" in results.notice
     ranked = search_messages(scene.ada, "zeppelin")

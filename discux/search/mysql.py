@@ -44,12 +44,20 @@ from discux.models import Message
 from discux.search.common import UNFINISHED_STATUS, Found
 from discux.search.query import ParsedQuery, Term, fold
 
+# Newest-first windows: FIRST_WINDOW_ROWS of each room, then WINDOW_GROWTH times more each
+# time, up to WINDOW_ROWS.
+FIRST_WINDOW_ROWS = 100
+WINDOW_GROWTH = 4
 WINDOW_ROWS = 2000
-# Windows per request when only a scan can answer: the newest 20,000 messages of each room.
-SCAN_WINDOWS = 10
-# Windows before a FULLTEXT-answerable query hands the rest of the page to the index.
-WINDOWS_BEFORE_FULLTEXT = 3
-FALLBACK_ROWS_PER_ROOM = WINDOW_ROWS * SCAN_WINDOWS
+# Rows per room a FULLTEXT-answerable query reads in windows before handing the rest of the
+# page to the index (by then the term is rare in recent history, so its match set is small).
+ROWS_BEFORE_FULLTEXT = 2100
+# Rows per room per request when only a scan can answer (stopwords, short prefixes).
+FALLBACK_ROWS_PER_ROOM = 20000
+# Ranked FULLTEXT: how many of the table's best matches are filtered to the user's rooms.
+RANKED_CANDIDATES = 1000
+# messages_fts_short indexes words of exactly this many letters or digits.
+SHORT_TOKEN_CHARS = 2
 TIME_LIMIT_SECONDS = 2.0
 # ER_STATEMENT_TIMEOUT (MariaDB), ER_QUERY_TIMEOUT (MySQL 8).
 _TIMEOUT_ERRORS = {1969, 3024}
@@ -149,12 +157,18 @@ class Plan:
     residual: tuple[str, ...]  # REGEXPs for the terms it does not: results must match these too
     every_term: tuple[str, ...]  # a REGEXP for every term, for the scans
     unindexed: tuple[str, ...]  # the terms FULLTEXT cannot see, to name them to the user
+    # Two-letter words FULLTEXT does not index, which messages_fts_short does (migration 0004),
+    # and the REGEXPs of the unindexed terms that table does not answer exactly by itself.
+    short: tuple[str, ...] = ()
+    short_residual: tuple[str, ...] = ()
 
 
 def plan_for(query: ParsedQuery, settings: FulltextSettings) -> Plan:
     required: list[str] = []
     residual: list[str] = []
     unindexed: list[str] = []
+    short: list[str] = []
+    short_residual: list[str] = []
     for term in query.terms:
         indexed = [word for word in term.words if settings.indexes(word)]
         if term.kind == "phrase" and len(indexed) == len(term.words):
@@ -167,11 +181,19 @@ def plan_for(query: ParsedQuery, settings: FulltextSettings) -> Plan:
         required.extend(f"+{word}" for word in indexed)
         residual.append(pcre_pattern(term))
         unindexed.append(term.text)
+        # A prefix ("ux*") may be a longer word: only whole words narrow through the table.
+        two_letter = [w for w in term.words if len(w) == SHORT_TOKEN_CHARS
+                      and w not in indexed and term.kind != "prefix"]
+        short.extend(w for w in two_letter if w not in short)
+        if term.kind != "word" or not two_letter:
+            short_residual.append(pcre_pattern(term))
     return Plan(
         boolean=" ".join(required) or None,
         residual=tuple(residual),
         every_term=tuple(pcre_pattern(term) for term in query.terms),
         unindexed=tuple(unindexed),
+        short=tuple(short),
+        short_residual=tuple(short_residual),
     )
 
 
@@ -180,10 +202,15 @@ def plan_for(query: ParsedQuery, settings: FulltextSettings) -> Plan:
 def find(query: ParsedQuery, room_ids: Sequence[str], *, order: str, before: str | None,
          offset: int, limit: int) -> Found:
     plan = plan_for(query, fulltext_settings())
+    index_only = plan.boolean is None and bool(plan.short)
     if order == "newest":
+        if index_only:
+            return _newest_short(plan, room_ids, before, limit)
         return _newest(plan, room_ids, before, limit)
     if plan.boolean:
         return _ranked_fulltext(plan, room_ids, offset, limit)
+    if index_only:
+        return _ranked_short(plan, room_ids, offset, limit)
     return _ranked_scan(plan, room_ids, offset, limit)
 
 
@@ -210,7 +237,32 @@ def _fulltext(plan: Plan):
 
 
 def _ranked_fulltext(plan: Plan, room_ids: Sequence[str], offset: int, limit: int) -> Found:
+    """The best RANKED_CANDIDATES matches of the whole table first: MariaDB ranks those from
+    the FULLTEXT index alone and reads only their rows, where a room filter in the same query
+    makes it read the row of every match. Filtering the candidates to the user's rooms keeps
+    their order, so when enough remain the page is exact; otherwise the filtered query runs."""
     score = _fulltext(plan)
+    best = (
+        sa.select(Message.id, Message.room_id, Message.status, Message.content,
+                  score.label("score"))
+        .where(score).order_by(sa.desc("score")).limit(RANKED_CANDIDATES)
+        .subquery("best")
+    )
+    counted = sa.select(best, sa.func.count().over().label("read")).subquery("counted")
+    candidates = (
+        sa.select(counted.c.id, counted.c.read)
+        .where(counted.c.room_id.in_(list(room_ids)), counted.c.status != UNFINISHED_STATUS,
+               *[counted.c.content.regexp_match(pattern) for pattern in plan.residual])
+        .order_by(counted.c.score.desc(), counted.c.id.desc()).offset(offset).limit(limit + 1)
+    )
+    rows = _run_time_limited_rows(candidates)
+    if rows is None:
+        return Found([], False, notice=_TOO_SLOW)
+    # Exact when every match was a candidate, or enough candidates are the user's (an empty
+    # answer says neither: the filtered query decides, and is quick when nothing matches).
+    if rows and (rows[0].read < RANKED_CANDIDATES or len(rows) > limit):
+        ids = [row.id for row in rows]
+        return Found(ids[:limit], len(ids) > limit)
     statement = (
         _base(room_ids).where(score, *_regexps(plan.residual))
         .order_by(score.desc(), Message.id.desc()).offset(offset).limit(limit + 1)
@@ -248,12 +300,80 @@ def _ranked_scan(plan: Plan, room_ids: Sequence[str], offset: int, limit: int) -
     return Found(ids[:limit], len(ids) > limit, notice=notice)
 
 
+# ---- Two-letter words from messages_fts_short ---------------------------------------------
+
+_SHORT = sa.table("messages_fts_short", sa.column("token"), sa.column("room_id"),
+                  sa.column("message_id"), sa.column("occurrences"))
+
+
+def _short_matches(plan: Plan, room_ids: Sequence[str]
+                   ) -> tuple[sa.Select, sa.ColumnElement, sa.ColumnElement]:
+    """Messages (in `room_ids`) holding every two-letter word of the plan, and their total
+    occurrences; the other unindexed terms are checked on the message with REGEXP."""
+    first, *others = [_SHORT.alias(f"short_{k}") for k in range(len(plan.short))]
+    statement = sa.select(first.c.message_id.label("id")).where(
+        first.c.token == plan.short[0], first.c.room_id.in_(list(room_ids)))
+    occurrences = first.c.occurrences
+    for alias, token in zip(others, plan.short[1:], strict=True):
+        statement = statement.join(alias, sa.and_(
+            alias.c.token == token, alias.c.room_id == first.c.room_id,
+            alias.c.message_id == first.c.message_id))
+        occurrences = occurrences + alias.c.occurrences
+    if plan.short_residual:
+        statement = statement.join(Message, Message.id == first.c.message_id).where(
+            Message.status != UNFINISHED_STATUS, *_regexps(plan.short_residual))
+    return statement, first.c.message_id, occurrences
+
+
+def _ranked_short(plan: Plan, room_ids: Sequence[str], offset: int, limit: int) -> Found:
+    statement, message_id, occurrences = _short_matches(plan, room_ids)
+    ranked = (statement.order_by(occurrences.desc(), message_id.desc())
+              .offset(offset).limit(limit + 1))
+    rows = _run_time_limited_rows(ranked)
+    if rows is None:
+        return Found([], False, notice=_TOO_SLOW)
+    ids = [row.id for row in rows]
+    return Found(ids[:limit], len(ids) > limit)
+
+
+def _newest_short(plan: Plan, room_ids: Sequence[str], before: str | None,
+                  limit: int) -> Found:
+    """Each room's newest matches walking the (token, room_id, message_id) key backwards,
+    `limit + 1` at most per room, merged: the cost follows the page, not the history."""
+    per_room = []
+    for room_id in room_ids:
+        statement, message_id, _ = _short_matches(plan, [room_id])
+        if before is not None:
+            statement = statement.where(message_id < before)
+        per_room.append(statement.order_by(message_id.desc()).limit(limit + 1))
+    merged = sa.union_all(*per_room).subquery("merged")
+    statement = sa.select(merged.c.id).order_by(merged.c.id.desc()).limit(limit + 1)
+    ids = _run_time_limited(statement)
+    if ids is None:
+        return Found([], True, next_before=before, notice=_TOO_SLOW)
+    has_more = len(ids) > limit
+    return Found(ids[:limit], has_more, next_before=ids[limit - 1] if has_more else None)
+
+
+# ---- Newest first: id windows over the user's rooms ---------------------------------------
+
+def _window_sizes(total_rows: int) -> Iterator[int]:
+    """Rows per room of each window: small first (a common word fills a page from a few
+    hundred rows), then growing up to WINDOW_ROWS, until `total_rows` per room are read."""
+    size, read = FIRST_WINDOW_ROWS, 0
+    while read < total_rows:
+        size = min(size, WINDOW_ROWS, total_rows - read)
+        yield size
+        read += size
+        size *= WINDOW_GROWTH
+
+
 def _newest(plan: Plan, room_ids: Sequence[str], before: str | None, limit: int) -> Found:
     found: list[str] = []
     upper = before
-    windows = SCAN_WINDOWS if plan.boolean is None else WINDOWS_BEFORE_FULLTEXT
-    for _ in range(windows):
-        lower = _window_floor(room_ids, upper)
+    budget = FALLBACK_ROWS_PER_ROOM if plan.boolean is None else ROWS_BEFORE_FULLTEXT
+    for rows in _window_sizes(budget):
+        lower = _window_floor(room_ids, upper, rows)
         statement = _along_rooms(_base(room_ids).where(*_regexps(plan.every_term)))
         if upper is not None:
             statement = statement.where(Message.id < upper)
@@ -287,17 +407,22 @@ def _newest(plan: Plan, room_ids: Sequence[str], before: str | None, limit: int)
 
 def _nth_newest_id(room_id: str, n: int, below: str | None = None) -> str | None:
     """The id of the room's n-th newest message (below `below`), read from idx_room_id_id."""
+    return db.session.scalar(_nth_newest(room_id, n, below))
+
+
+def _nth_newest(room_id: str, n: int, below: str | None) -> sa.Select:
     statement = _along_rooms(sa.select(Message.id).where(Message.room_id == room_id))
     if below is not None:
         statement = statement.where(Message.id < below)
-    return db.session.scalar(statement.order_by(Message.id.desc()).offset(n - 1).limit(1))
+    return statement.order_by(Message.id.desc()).offset(n - 1).limit(1)
 
 
-def _window_floor(room_ids: Sequence[str], upper: str | None) -> str | None:
-    """The lowest id such that no room has more than WINDOW_ROWS messages in [floor, upper);
-    None when every room has fewer left (the window reaches back to the start)."""
-    floors = [f for r in room_ids if (f := _nth_newest_id(r, WINDOW_ROWS, upper)) is not None]
-    return max(floors, default=None)
+def _window_floor(room_ids: Sequence[str], upper: str | None, rows: int) -> str | None:
+    """The lowest id such that no room has more than `rows` messages in [floor, upper);
+    None when every room has fewer left (the window reaches back to the start). One
+    statement, index-only lookups in idx_room_id_id."""
+    each = sa.union_all(*[_nth_newest(r, rows, upper) for r in room_ids]).subquery("floors")
+    return db.session.scalar(sa.select(sa.func.max(each.c.id)))
 
 
 _TOO_SLOW = "That search took too long on this server, so it stopped early."
@@ -311,9 +436,15 @@ def _scan_notice(plan: Plan, scope: str) -> str:
 
 def _run_time_limited(statement: sa.Select) -> list[str] | None:
     """The statement's ids, or None if it ran past TIME_LIMIT_SECONDS."""
+    rows = _run_time_limited_rows(statement)
+    return None if rows is None else [row[0] for row in rows]
+
+
+def _run_time_limited_rows(statement: sa.Select) -> list[sa.Row] | None:
+    """The statement's rows, or None if it ran past TIME_LIMIT_SECONDS."""
     try:
         with _time_limit(TIME_LIMIT_SECONDS):
-            return list(db.session.scalars(statement))
+            return list(db.session.execute(statement))
     except OperationalError as error:
         if error.orig is not None and error.orig.args and error.orig.args[0] in _TIMEOUT_ERRORS:
             return None

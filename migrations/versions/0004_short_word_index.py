@@ -1,0 +1,112 @@
+"""MySQL/MariaDB: an index of two-letter words ("AI", "UX", "QA", "42"), which InnoDB's FULLTEXT
+index leaves out with its default innodb_ft_min_token_size of 3.
+
+`messages_fts_short` holds one row per (two-letter word, message) with how often the word
+occurs; its primary key (token, room_id, message_id) answers "AI" in a user's rooms newest first
+or by occurrences from the index alone, instead of a REGEXP scan of recent history. Triggers keep
+it in sync (a stored procedure splits the text into words with the same letter/digit classes as
+discux/search/mysql.py's REGEXPs); a deleted message's rows go with it by ON DELETE CASCADE, which
+also covers messages deleted by a room's cascade (InnoDB cascades fire no triggers). Messages
+still being streamed are indexed once complete, as search skips them anyway.
+
+SQLite needs nothing: FTS5 indexes every word. The name starts with messages_fts so that
+migrations/env.py leaves it out of autogenerate, like SQLite's FTS5 tables.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-25
+"""
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+# A word of exactly two letters or digits (query.py drops one-letter words).
+SHORT_WORD = r"(?<![\\p{L}\\p{N}])[\\p{L}\\p{N}]{2}(?![\\p{L}\\p{N}])"
+
+_CREATE = [
+    # A database emptied table by table (as the test suite does) keeps its routines.
+    "DROP PROCEDURE IF EXISTS messages_fts_short_index",
+    """CREATE TABLE messages_fts_short (
+        token VARCHAR(2) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL,
+        room_id VARCHAR(36) NOT NULL,
+        message_id VARCHAR(36) NOT NULL,
+        occurrences SMALLINT UNSIGNED NOT NULL,
+        PRIMARY KEY (token, room_id, message_id),
+        KEY idx_messages_fts_short_message (message_id),
+        CONSTRAINT fk_messages_fts_short_message FOREIGN KEY (message_id)
+            REFERENCES messages (id) ON DELETE CASCADE
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+    f"""CREATE PROCEDURE messages_fts_short_index(
+        IN for_message VARCHAR(36), IN in_room VARCHAR(36), IN body LONGTEXT)
+    BEGIN
+        DECLARE rest LONGTEXT DEFAULT body;
+        DECLARE at INT DEFAULT REGEXP_INSTR(rest, '{SHORT_WORD}');
+        WHILE at > 0 DO
+            INSERT INTO messages_fts_short (token, room_id, message_id, occurrences)
+                VALUES (LOWER(SUBSTRING(rest, at, 2)), in_room, for_message, 1)
+                ON DUPLICATE KEY UPDATE occurrences = occurrences + 1;
+            -- The character after a match is not a letter, so cutting there keeps word starts.
+            SET rest = SUBSTRING(rest, at + 2);
+            SET at = REGEXP_INSTR(rest, '{SHORT_WORD}');
+        END WHILE;
+    END""",
+    """CREATE TRIGGER messages_fts_short_ai AFTER INSERT ON messages FOR EACH ROW
+    BEGIN
+        IF NEW.status <> 'streaming' THEN
+            CALL messages_fts_short_index(NEW.id, NEW.room_id, NEW.content);
+        END IF;
+    END""",
+    """CREATE TRIGGER messages_fts_short_au AFTER UPDATE ON messages FOR EACH ROW
+    BEGIN
+        IF NOT (OLD.content <=> NEW.content AND OLD.status <=> NEW.status) THEN
+            DELETE FROM messages_fts_short WHERE message_id = OLD.id;
+            IF NEW.status <> 'streaming' THEN
+                CALL messages_fts_short_index(NEW.id, NEW.room_id, NEW.content);
+            END IF;
+        END IF;
+    END""",
+]
+
+# Index the messages already there, with the same procedure.
+_BACKFILL = [
+    "DROP PROCEDURE IF EXISTS messages_fts_short_backfill",
+    """CREATE PROCEDURE messages_fts_short_backfill()
+    BEGIN
+        DECLARE done INT DEFAULT 0;
+        DECLARE for_message, in_room VARCHAR(36);
+        DECLARE body LONGTEXT;
+        DECLARE pending CURSOR FOR
+            SELECT id, room_id, content FROM messages WHERE status <> 'streaming';
+        DECLARE CONTINUE HANDLER FOR NOT FOUND SET done = 1;
+        OPEN pending;
+        read_loop: LOOP
+            FETCH pending INTO for_message, in_room, body;
+            IF done THEN
+                LEAVE read_loop;
+            END IF;
+            CALL messages_fts_short_index(for_message, in_room, body);
+        END LOOP;
+        CLOSE pending;
+    END""",
+    "CALL messages_fts_short_backfill()",
+    "DROP PROCEDURE messages_fts_short_backfill",
+]
+
+
+def upgrade():
+    if op.get_bind().dialect.name == "sqlite":
+        return
+    for statement in _CREATE + _BACKFILL:
+        op.execute(statement)
+
+
+def downgrade():
+    if op.get_bind().dialect.name == "sqlite":
+        return
+    op.execute("DROP TRIGGER IF EXISTS messages_fts_short_au")
+    op.execute("DROP TRIGGER IF EXISTS messages_fts_short_ai")
+    op.execute("DROP PROCEDURE IF EXISTS messages_fts_short_index")
+    op.execute("DROP TABLE IF EXISTS messages_fts_short")
