@@ -109,6 +109,51 @@ def test_deleted_message_disappears_for_everyone(server, room, new_context):
     expect(ana.locator("#messages")).not_to_contain_text("typo in here")
 
 
+def test_keyboard_reaches_delete_and_it_asks_first(server, room, new_context):
+    bo = open_room(new_context, server, room, "bo")
+    composer = bo.get_by_role("textbox", name="Message")
+    composer.fill("keyboard only")
+    composer.press("Enter")
+    message = bo.locator("#messages .message", has_text="keyboard only")
+    expect(message).to_be_visible()
+    dialogs, answers = [], iter([False, True])  # first "Cancel", then "OK"
+
+    def answer(dialog):
+        dialogs.append(dialog.message)
+        dialog.accept() if next(answers) else dialog.dismiss()
+
+    bo.on("dialog", answer)
+    # Back from the composer, the newest message's Delete button is the previous stop.
+    composer.focus()
+    composer.press("Shift+Tab")
+    delete = message.get_by_role("button", name="Delete your message")
+    expect(delete).to_be_focused()
+    bo.keyboard.press("Space")
+    bo.evaluate("0")  # a round trip: the confirm dialog has come and gone
+    expect(message).to_be_visible()  # cancelled: nothing deleted
+    assert dialogs == ["Delete this message for everyone?"]
+    expect(delete).to_be_focused()
+    bo.keyboard.press("Enter")
+    expect(message).to_have_count(0)
+
+
+def test_without_javascript_delete_confirms_on_its_own_page(server, room, new_context):
+    context = new_context(java_script_enabled=False)
+    with server.app.app_context():
+        token = factories.create_session_token(room["bo"])
+        chat_factories.create_message(room["room"], room["bo"], "said without scripts")
+    context.add_cookies([{"name": COOKIE_NAME, "value": token, "url": server.url}])
+    page = context.new_page()
+    page.goto(f"{server.url}/rooms/{room['room']}")
+    page.locator("#messages .message", has_text="said without scripts").get_by_role(
+        "button", name="Delete your message").click()
+    expect(page.get_by_role("heading", name="Delete this message?")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("said without scripts")
+    page.get_by_role("button", name="Delete the message").click()
+    expect(page.get_by_role("heading", name="Roadmap")).to_be_visible()
+    expect(page.locator("#messages")).not_to_contain_text("said without scripts")
+
+
 def test_mention_picker_inserts_an_agent_name(server, room, new_context):
     ana = open_room(new_context, server, room, "ana")
     composer = ana.get_by_role("textbox", name="Message")
