@@ -1,10 +1,15 @@
 """Messages accepted per second through the full path vs raw ORM INSERTs of the same rows.
 
-Discux: `post_user_message` (validate, plan quota, mentions, Markdown render + sanitize, store with
-one commit, publish to the room's sockets through the in-process broker) followed by
-`on_user_message` (what the HTTP route does next), in-process, one message after another,
-room with no listeners. Baseline: the same Message rows (content_html rendered beforehand),
-`db.session.add` + one commit each, through the same SQLAlchemy engine and driver.
+Discux, per message, what `POST /rooms/<id>/messages` does after parsing the form, in-process and
+one message after another: a fresh session (each request has its own), the poster loaded (as the
+sign-in cookie does), the room and the poster's membership in one query (as the route does), then
+`post_user_message` (validate, archived check, plan quota, mentions, Markdown render + sanitize,
+store with one commit, publish) and `on_user_message` (the route's next step). The fan-out is
+real: one member listens on a WebSocket of the room (a separate process, offering
+permessage-deflate as browsers do) through the app's own server, so every post renders and
+writes its HTML frame; the clock stops when that listener has received the last message, and the
+bench checks it got every one. Baseline, same run, same engine and driver: the same Message rows
+(content_html rendered beforehand), `db.session.add` + one commit each.
 
     python -m bench.throughput [--messages 3000] [--engine both|sqlite|mariadb] [--quick]
 """
@@ -12,7 +17,10 @@ room with no listeners. Baseline: the same Message rows (content_html rendered b
 from __future__ import annotations
 
 import argparse
+import re
+import subprocess
 import sys
+import threading
 import time
 from types import SimpleNamespace
 
@@ -32,12 +40,62 @@ def contents(n: int, agent_name: str) -> list[str]:
     return out
 
 
+MARK = re.compile(r"#(\d+)</p>")  # every message ends with its number: "… #123"
+
+
+def listen(port: int, path: str, cookie: str, last: int) -> int:
+    """(Listener process) read the room's socket until message #`last` arrives."""
+    import select
+
+    client = common.WSClient(port, path, cookie=cookie)
+    print("ready", flush=True)
+    seen: set[int] = set()
+    deadline = time.monotonic() + 600
+    while last not in seen and not client.eof and time.monotonic() < deadline:
+        select.select([client.sock], [], [], 1.0)
+        client.read_available()
+        for _, text in client.texts():
+            seen.update(int(n) for n in MARK.findall(text))
+    print(f"received {len(seen)}", flush=True)
+    client.close()
+    return 0
+
+
+class Listener:
+    """A member with the room open: a WebSocket client in its own process, like a browser."""
+
+    def __init__(self, port: int, room_id: str, token: str, last: int):
+        self.proc = common.spawn(
+            [sys.executable, "-m", "bench.throughput", "--listen", str(port),
+             f"/rooms/{room_id}/ws", common.cookie_for(token), str(last)],
+            stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the listener could not open the room's socket")
+
+    def received(self) -> int:
+        """Wait until the last message arrived; how many distinct messages the socket got."""
+        line = self.proc.stdout.readline().strip()
+        self.proc.wait(timeout=30)
+        return int(line.split()[1]) if line.startswith("received") else 0
+
+
+def serve(app):
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def run_engine(kind: str, count: int, warmup: int) -> dict:
+    import sqlalchemy as sa
+
     from discux.extensions import db
     from discux.ids import new_id
     from discux.messages.rendering import render_markdown
     from discux.messages.service import post_user_message
-    from discux.models import Message, Room, User
+    from discux.models import Message, Room, RoomParticipant, User
     from tests.support import chat_factories, factories
 
     url = common.fresh_database(kind)
@@ -45,31 +103,46 @@ def run_engine(kind: str, count: int, warmup: int) -> dict:
     engine = common.engine_name(url)
     with app.app_context():
         user = factories.create_user(plan="pro")
+        reader = factories.create_user(plan="pro")
         room = chat_factories.create_room(user, name="Throughput")
+        chat_factories.add_member(room, reader.id)
         agent = chat_factories.create_agent(user, name="Nova")
         chat_factories.add_agent(room, agent, user)
         user_id, room_id = user.id, room.id
+        reader_token = factories.create_session_token(reader.id)
         texts = contents(count + warmup, "Nova")
+        db.session.remove()
 
+    server = serve(app)
+    listener = Listener(server.server_port, room_id, reader_token, count + warmup - 1)
+    with app.app_context():
         # Discux: the full message path.
         from discux.discussion.engine import on_user_message
 
         def post(text: str) -> None:
-            u = db.session.get(User, user_id)
-            r = db.session.get(Room, room_id)
-            message = post_user_message(u, r, text)
+            poster = db.session.get(User, user_id)
+            room, participant = db.session.execute(
+                sa.select(Room, RoomParticipant)
+                .join(RoomParticipant, RoomParticipant.room_id == Room.id)
+                .where(Room.id == room_id, RoomParticipant.user_id == user_id)
+            ).one()
+            message = post_user_message(poster, room, text, participant=participant)
             # The route's next step, minus starting the mentioned agent (no LLM here: an agent
             # reply would run in the background and steal CPU from the figure).
             on_user_message(SimpleNamespace(room_id=message.room_id, humans_only=True,
                                             mentions=[]))
+            db.session.remove()  # the request ends
 
         for text in texts[:warmup]:
             post(text)
         started = time.perf_counter()
         for text in texts[warmup:]:
             post(text)
+        delivered = listener.received()
         discux_s = time.perf_counter() - started
-        db.session.remove()
+        server.shutdown()
+        if delivered != count + warmup:
+            raise RuntimeError(f"the listener got {delivered} of {count + warmup} messages")
 
         # Baseline: the same rows through the ORM, one commit each.
         rows = [(text, render_markdown(text)) for text in texts]
@@ -98,11 +171,17 @@ def main(argv=None) -> int:
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--engine", choices=["both", "sqlite", "mariadb"], default="both")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    parser.add_argument("--listen", nargs=4, metavar=("PORT", "PATH", "COOKIE", "LAST"),
+                        help=argparse.SUPPRESS)  # the listener process (see Listener)
     args = parser.parse_args(argv)
+    if args.listen:
+        port, path, cookie, last = args.listen
+        return listen(int(port), path, cookie, int(last))
     count = 100 if args.quick else args.messages
     warmup = 10 if args.quick else 100
     common.header("throughput", messages=count, warmup=warmup,
-                  path="post_user_message + on_user_message, in-process, no listeners")
+                  path="route steps + post_user_message + on_user_message, in-process, "
+                  "one WebSocket listener (own process)")
     results = [run_engine(kind, count, warmup) for kind in common.database_urls(args.engine)]
     common.table("messages per second (one commit per message)",
                  ["engine", "Discux msg/s", "ms/msg", "raw ORM INSERT msg/s", "ms/msg",
