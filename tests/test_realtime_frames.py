@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import time
 import zlib
 
 import pytest
@@ -69,3 +72,75 @@ def test_deflate_socket_replays_what_it_missed(app, live_server, world):
             replayed.append(event["data"]["content"])
     assert replayed == ["second" * 50, "third"]
     client.close()
+
+
+def wait_until(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def test_a_frame_the_kernel_took_in_part_is_finished_before_anything_else(app, live_server,
+                                                                          world):
+    """A listener that stops reading while pinging: the server's non-blocking write gets only part
+    of a frame out; its pongs must not land inside that frame, and nothing may be reordered."""
+    from discux.realtime import hub_for, publish
+
+    client = DeflateClient(live_server.url, world.room_id, world.member.token, rcvbuf=4096)
+    wait_for_event(client, lambda e: e["type"] == "presence")
+    [conn] = hub_for(app).connections(world.room_id, world.member.id)
+    wait_until(lambda: not conn._busy)  # replay and presence snapshot written: live writes now
+    sent = []
+    behind_since = None
+    with app.app_context():
+        # The kernel buffers a few MiB on loopback: write until a frame goes out in part, then
+        # a few more that must queue behind its rest.
+        while len(sent) < 400 and (behind_since is None or len(sent) < behind_since + 5):
+            text = base64.b64encode(os.urandom(48000)).decode()  # deflate barely shrinks it
+            sent.append(text)
+            publish(world.room_id, "message.delta", {"id": f"m{len(sent)}", "delta": text})
+            client.ping(f"probe {len(sent)}".encode())
+            if behind_since is None and (conn.ws.sock.unsent or conn._busy):
+                behind_since = len(sent)
+    assert behind_since is not None, "the listener never fell behind"
+    got = []
+    while len(got) < len(sent):
+        raw = client.receive(timeout=10)
+        assert raw is not None, f"{len(got)} of {len(sent)} frames arrived"
+        event = json.loads(raw)
+        if event["type"] == "message.delta":
+            got.append(event["data"]["delta"])
+    assert got == sent
+    deadline = time.monotonic() + 5
+    while len(client.pongs) < len(sent) and time.monotonic() < deadline:
+        client.receive(timeout=0.2)
+    assert client.pongs == [f"probe {n}".encode() for n in range(1, len(sent) + 1)]
+    client.close()
+
+
+def test_a_written_part_of_a_frame_goes_out_before_a_later_write():
+    """LockedSocket keeps what a non-blocking write left over and sends it first, whoever writes
+    next (the reader thread's pong here)."""
+    import socket
+    import threading
+
+    from discux.realtime.server import LockedSocket
+
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    locked = LockedSocket(ours)
+    frame = bytes(range(256)) * 4096  # 1 MiB: far more than the buffers hold
+    with locked.lock:
+        assert locked.write_nowait(frame) is False
+    pong = b"\x8a\x05probe"
+    writer = threading.Thread(target=locked.send, args=(pong,))
+    writer.start()
+    received = bytearray()
+    while len(received) < len(frame) + len(pong):
+        received += theirs.recv(65536)
+    writer.join()
+    assert bytes(received) == frame + pong
+    ours.close()
+    theirs.close()

@@ -32,6 +32,7 @@ CLOSE_CONTROL = "control.close"
 AWAY_AFTER = 60.0  # seconds without activity before "online" becomes "away" (SPEC §9)
 SWEEP_EVERY = 5.0
 HEARTBEAT_EVERY = 30.0
+FLUSH = None  # a queue item: finish the frame a direct write could only start
 
 
 class Connection:
@@ -52,7 +53,7 @@ class Connection:
         self.bad_frames = 0
         # ids already sent by the `?after=` replay: the live event for them is skipped
         self.replayed: set[str] = set()
-        self._items: deque[tuple[OutboundFrame | bytes, str | None]] = deque()
+        self._items: deque[tuple[OutboundFrame | None, str | None]] = deque()
         self._cond = threading.Condition()
         # True while the handler thread writes (the replay, or a batch from the queue): frames
         # written from another thread meanwhile would overtake them.
@@ -63,19 +64,25 @@ class Connection:
         ws.on_input = self.wake
 
     def offer(self, frame: OutboundFrame, message_id: str | None = None) -> bool:
-        """Queue a frame; False when the queue is full (the client is not keeping up)."""
+        """Send or queue a frame; False when the queue is full (the client is not keeping up).
+
+        Written straight from the caller's thread only when nothing is queued and the handler
+        thread is not writing, so a frame never overtakes an earlier one."""
         with self._cond:
             if self._closing or self.aborted:
                 return True
             if not self._items and not self._busy:
+                # The replay is over: a live copy of a replayed message is dropped here.
                 if message_id is not None and message_id in self.replayed:
                     self.replayed.discard(message_id)
                     return True
-                rest = self.ws.try_send_frame(frame)
-                if rest == b"":
+                written = self.ws.try_send_frame(frame)
+                if written:
                     return True
-                if rest is not None:
-                    self._items.append((rest, None))
+                if written is False:
+                    # The kernel took part of the frame; the socket keeps the rest, which the
+                    # handler thread writes before anything queued after it.
+                    self._items.append((FLUSH, None))
                     self._cond.notify()
                     return True
             if len(self._items) >= self.queue_limit:
@@ -125,10 +132,10 @@ class Connection:
                 items, closing = self._take(timeout=30.0)
                 for frame, message_id in items:
                     if message_id is not None and message_id in self.replayed:
-                        self.replayed.discard(message_id)
+                        self.replayed.discard(message_id)  # the replay sent it already
                         continue
-                    if isinstance(frame, bytes):
-                        self.ws.send_raw(frame)
+                    if frame is FLUSH:
+                        self.ws.flush()
                     else:
                         self.ws.send_frame(frame)
                 self._done_writing()

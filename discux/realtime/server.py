@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from functools import cached_property
@@ -33,29 +34,53 @@ NO_WAIT = getattr(socket, "MSG_DONTWAIT", None)
 
 
 class LockedSocket:
-    """A TCP socket whose writes are serialized and complete (`sendall`) under one lock."""
+    """A TCP socket whose writes are serialized and complete (`sendall`) under one lock.
+
+    A non-blocking write (`write_nowait`) may get only part of a frame into the kernel: the rest
+    is kept here and goes out first on the next write, whoever makes it (the connection's writer,
+    or the reader thread's pong, ping or close reply), so no bytes ever land inside a frame.
+    """
 
     def __init__(self, raw: socket.socket):
         self._raw = raw
         self.lock = threading.RLock()
+        self.unsent = b""
 
     def send(self, data) -> int:
         with self.lock:
+            if self.unsent:
+                pending, self.unsent = self.unsent, b""
+                self._raw.sendall(pending)
             self._raw.sendall(data)
         return len(data)
 
     sendall = send
 
-    def send_nowait(self, data: bytes) -> int:
-        """Write what the kernel takes right now (the caller holds `lock`); 0 if nothing."""
-        if NO_WAIT is None:
-            return 0
+    def flush(self) -> None:
+        """Write the rest of a frame `write_nowait` could only start."""
+        self.send(b"")
+
+    @property
+    def writes_without_waiting(self) -> bool:
+        # With a timeout set, CPython polls for room before a send (even with MSG_DONTWAIT), which
+        # could block the caller; a TLS socket takes no flags.
+        return (NO_WAIT is not None and self._raw.gettimeout() is None
+                and not isinstance(self._raw, ssl.SSLSocket))
+
+    def write_nowait(self, data: bytes) -> bool | None:
+        """Write what the kernel takes right now (the caller holds `lock`, nothing is unsent):
+        True if all of it, None if none (nothing changed), False if a part: the rest is kept
+        in `unsent` and must be flushed before anything else is written."""
         try:
-            return self._raw.send(data, NO_WAIT)
+            sent = self._raw.send(data, NO_WAIT)
         except (BlockingIOError, InterruptedError):
-            return 0
-        except ValueError:  # a TLS socket takes no flags: leave it to the connection's writer
-            return 0
+            return None
+        if sent == len(data):
+            return True
+        if sent == 0:
+            return None
+        self.unsent = data[sent:]
+        return False
 
     def recv(self, size: int) -> bytes:
         return self._raw.recv(size)
@@ -168,31 +193,31 @@ class RoomSocketServer(Server):
             else:
                 self.sock.send(frame.encoded(group))
 
-    def try_send_frame(self, frame: OutboundFrame) -> bytes | None:
+    def try_send_frame(self, frame: OutboundFrame) -> bool | None:
         """Write `frame` from the caller's thread if nobody else is writing and the kernel takes
-        it without waiting: returns what is left to send (b"" when all went out), or None when
-        it did not try (the connection's own writer must send the whole frame)."""
+        it without waiting. True: all of it went out; False: a part went out and the socket holds
+        the rest (the connection's writer must `flush` it); None: nothing was written (the
+        connection's writer must send the whole frame)."""
         group = self.frame_group
-        if group is None or not self.connected or not self.sock.lock.acquire(blocking=False):
+        sock = self.sock
+        if group is None or not self.connected or not sock.lock.acquire(blocking=False):
             return None
         try:
-            if not self.connected:
+            if not self.connected or sock.unsent or not sock.writes_without_waiting:
                 return None
-            data = frame.encoded(group)
             try:
-                sent = self.sock.send_nowait(data)
+                return sock.write_nowait(frame.encoded(group))
             except OSError:
                 return None  # the writer meets the same error and ends the connection
-            return data[sent:]
         finally:
-            self.sock.lock.release()
+            sock.lock.release()
 
-    def send_raw(self, data: bytes) -> None:
-        """The rest of a frame `try_send_frame` could only write in part."""
+    def flush(self) -> None:
+        """Finish the frame `try_send_frame` could only start."""
         with self.sock.lock:
             if not self.connected:
                 raise ConnectionClosed(self.close_reason, self.close_message)
-            self.sock.send(data)
+            self.sock.flush()
 
     def abort(self) -> None:
         self.connected = False

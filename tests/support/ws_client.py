@@ -119,7 +119,7 @@ class DeflateClient:
     offers no extension), built on wsproto. `receive` has the same meaning as simple-websocket's."""
 
     def __init__(self, base_url: str, room_id: str, token: str, fmt: str = "json",
-                 after: str | None = None):
+                 after: str | None = None, rcvbuf: int | None = None):
         import socket
         from urllib.parse import urlsplit
 
@@ -128,7 +128,10 @@ class DeflateClient:
         from wsproto.extensions import PerMessageDeflate
 
         parts = urlsplit(base_url)
-        self.sock = socket.create_connection((parts.hostname, parts.port))
+        self.sock = socket.socket()
+        if rcvbuf:  # a small receive window: a client that stops reading stalls the server fast
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.connect((parts.hostname, parts.port))
         self.ws = WSConnection(ConnectionType.CLIENT)
         target = f"/rooms/{room_id}/ws?format={fmt}" + (f"&after={after}" if after else "")
         self.sock.sendall(self.ws.send(Request(
@@ -137,6 +140,7 @@ class DeflateClient:
             extra_headers=[(b"Cookie", f"{COOKIE_NAME}={token}".encode())],
         )))
         self.pending: list[str] = []
+        self.pongs: list[bytes] = []
         self._parts: list[str] = []
         accepted = None
         while accepted is None:
@@ -148,8 +152,13 @@ class DeflateClient:
                     self._handle(event)
         self.extensions = accepted.extensions
 
+    def ping(self, payload: bytes) -> None:
+        from wsproto.events import Ping
+
+        self.sock.sendall(self.ws.send(Ping(payload=payload)))
+
     def _handle(self, event) -> None:
-        from wsproto.events import CloseConnection, Ping, TextMessage
+        from wsproto.events import CloseConnection, Ping, Pong, TextMessage
 
         if isinstance(event, TextMessage):
             self._parts.append(event.data)
@@ -158,8 +167,10 @@ class DeflateClient:
                 self._parts = []
         elif isinstance(event, Ping):
             self.sock.sendall(self.ws.send(event.response()))
+        elif isinstance(event, Pong):
+            self.pongs.append(bytes(event.payload))
         elif isinstance(event, CloseConnection):
-            raise ConnectionError(f"closed {event.code}")
+            raise ConnectionError(f"closed {event.code}: {event.reason}")
 
     def receive(self, timeout: float = 5.0) -> str | None:
 
