@@ -123,7 +123,7 @@ class OpenAICompatibleProvider:
         try:
             completion = self._client.chat.completions.create(
                 model=model_name,
-                messages=messages,
+                **as_sent(messages),
                 temperature=temperature,
                 max_tokens=max_tokens,
                 timeout=self._request_timeout(),
@@ -170,7 +170,7 @@ class OpenAICompatibleProvider:
         ask_logprobs = want_logprobs and (self.base_url, model_name) not in _no_logprobs
         request = {
             "model": model_name,
-            "messages": messages,
+            **as_sent(messages),
             "temperature": temperature,
             "max_tokens": max_tokens,
             "stream": True,
@@ -209,6 +209,16 @@ class OpenAICompatibleProvider:
         log.warning("LLM request to %s failed: %s (%r)", display_url(self.base_url), message,
                     error)
         return LLMError(message)
+
+
+def as_sent(messages: list[ChatMessage]) -> dict:
+    """The `messages` arguments of a chat request, passed through the SDK untouched.
+
+    The SDK walks every message against its typed-dict schema before sending (about 0.2 ms a
+    message, so several ms for a prompt with history, ahead of every reply). Ours are already
+    plain {"role", "content"} strings; `extra_body` values take precedence over the named
+    arguments, so the request body is the same."""
+    return {"messages": [], "extra_body": {"messages": messages}}
 
 
 def _delta_of(chunk) -> Delta | None:
