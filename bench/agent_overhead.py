@@ -1,14 +1,18 @@
 """Agent overhead: first streamed token at a listening socket minus the fake LLM's own TTFT.
 
-A real server (gunicorn gthread, SQLite or MariaDB) talks to a FakeLLM (OpenAI-compatible, in this
-process). A member posts "@Agent …" over HTTP; a second member's socket (`?format=json`, offering
+A real server (gunicorn gthread, SQLite or MariaDB) talks to a FakeLLM (OpenAI-compatible) that
+runs in a process of its own, so neither the server nor the bench shares an interpreter lock
+with it. A member posts "@Agent …" over HTTP; a second member's socket (`?format=json`, offering
 permessage-deflate) timestamps the user message's `message.created` and the agent's first
-`message.delta`. Baseline, interleaved in the same run: the fake's own time to first token
-measured directly with the openai SDK (warm client, streaming).
+`message.delta`. Baseline, interleaved in the same run: the fake's own time to first token,
+measured from this bench process (a client process apart from the fake, as the server's worker
+is) with the openai SDK (warm client, streaming, the same request parameters Discux sends).
 
-Figures: overhead = (first delta at socket − message.created at socket) − SDK TTFT, i.e. what
-Discux adds between "the message is stored and visible" and "the first token is visible".
-Also shown: from the HTTP POST being sent (includes the post request itself).
+Figures: overhead = (first delta at socket − user message.created at socket) − SDK TTFT, i.e.
+what Discux adds between "the message is stored and visible" and "the first token is visible"
+(SPEC §11.5: the agent machinery: hand-off to the room's runner, the prompt's reads, the model
+request, the reply row, the fan-out). The post request itself (validate, store, render) is
+SPEC §11.2's figure; it is shown here too, from the HTTP POST being sent.
 
     python -m bench.agent_overhead [--replies 200] [--engine sqlite|mariadb] [--quick]
 """
@@ -17,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import select
+import subprocess
 import sys
 import time
 
@@ -28,15 +34,28 @@ TARGET_P99 = 0.005
 PER_AGENT = 8  # an agent answers at most 10 times a minute: rotate through enough of them
 
 
+REPLY = "Sounds good to me, ship it."
+# What Discux sends, in shape: a system prompt, a user line, logprobs, a temperature and a cap.
+BASELINE_MESSAGES = [
+    {"role": "system", "content": "You are Nova, an AI agent in a team chat room. " * 12},
+    {"role": "user", "content": "Ana: @Nova what do you think?"},
+]
+
+
 def sdk_ttft(client, model: str) -> float:
     started = time.perf_counter()
     stream = client.chat.completions.create(
-        model=model, stream=True, messages=[{"role": "user", "content": "Hello"}])
+        model=model, stream=True, messages=BASELINE_MESSAGES, logprobs=True, temperature=0.7,
+        max_tokens=800)
     first = None
     for chunk in stream:
         if first is None and chunk.choices and chunk.choices[0].delta.content:
             first = time.perf_counter() - started
     return first
+
+
+def load_average() -> str:
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg()) + " (1 / 5 / 15 min)"
 
 
 def main(argv=None) -> int:
@@ -52,14 +71,15 @@ def main(argv=None) -> int:
 
     from discux.extensions import db
     from tests.support import chat_factories
-    from tests.support.fake_llm import FakeLLM, FakeReply
 
-    fake = FakeLLM().start()
-    fake.respond_with(lambda body: FakeReply(text="Sounds good to me, ship it."))
+    fake = common.spawn([common.PYTHON, "-m", "tests.support.fake_llm", "--text", REPLY],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    fake_url = fake.stdout.readline().strip()
     url = common.fresh_database(args.engine)
     engine = common.engine_name(url)
     common.header("agent_overhead", engine=engine, replies=replies,
-                  server="gunicorn gthread, 1 worker, 16 threads; FakeLLM in the bench process")
+                  server="gunicorn gthread, 1 worker, 16 threads; FakeLLM in its own process",
+                  load=load_average())
     app = common.make_app(url, migrate=True)
     (poster_id, poster_token), (listener_id, listener_token) = common.people(app, 2)
     with app.app_context():
@@ -78,7 +98,7 @@ def main(argv=None) -> int:
 
     port = common.free_port()
     server = common.gunicorn("bench.wsgi:app", port, threads=16, env_extra=common.server_env(
-        url, DISCUX_LLM_BASE_URL=fake.base_url, DISCUX_LLM_MODEL="fake-small",
+        url, DISCUX_LLM_BASE_URL=fake_url, DISCUX_LLM_MODEL="fake-small",
         DISCUX_LLM_API_KEY="bench"))
     base = f"http://127.0.0.1:{port}"
     http = requests.Session()
@@ -87,7 +107,7 @@ def main(argv=None) -> int:
     csrf = re.search(r'"X-CSRFToken": "([^"]+)"', page.text).group(1)
     ws = common.WSClient(port, f"/rooms/{room_id}/ws?format=json",
                          cookie=common.cookie_for(listener_token))
-    sdk = openai.OpenAI(base_url=fake.base_url, api_key="bench", max_retries=0, timeout=10)
+    sdk = openai.OpenAI(base_url=fake_url, api_key="bench", max_retries=0, timeout=10)
     sdk_ttft(sdk, "fake-small")  # the SDK's first call warms the client (~30 ms, NOTES.md)
 
     def events_until(predicate, timeout=10.0):
@@ -146,7 +166,8 @@ def main(argv=None) -> int:
         time.sleep(0.02)
     ws.close()
     common.stop(server)
-    fake.stop()
+    common.stop(fake)
+    print(f"   load average at the end: {load_average()}")
 
     rows = []
     for label, values in (("socket: message.created → first delta", app_path),

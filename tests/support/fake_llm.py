@@ -515,3 +515,25 @@ def _usage(body: JSONDict, tokens: list[str]) -> JSONDict:
         "completion_tokens": len(tokens),
         "total_tokens": prompt + len(tokens),
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve one fixed reply from a process of its own (benchmarks: a fake model that shares
+    no interpreter lock with the client timing it). Prints the base URL, serves until
+    standard input closes (or SIGTERM ends it)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--text", default="Hello from the fake model.")
+    args = parser.parse_args(argv)
+    fake = FakeLLM().start()
+    fake.respond_with(lambda body: FakeReply(text=args.text))
+    print(fake.base_url, flush=True)
+    with contextlib.suppress(ValueError, OSError):
+        sys.stdin.read()  # until EOF (the parent closed the pipe or exited)
+    fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
