@@ -361,6 +361,27 @@ def test_auto_summary_after_thirty_messages_updates_the_brief(llm_app, fake):
     assert len(fake.requests) == 1
 
 
+def test_auto_summary_counts_the_messages_posted_since_the_room_was_last_counted(llm_app, fake):
+    # The 29th and 30th messages are posted: the first is counted in the database, the second
+    # only in memory, and the summary still comes at the 30th.
+    room = Room(llm_app)
+    with llm_app.app_context():
+        db.session.execute(sa.update(RoomSettings).values(auto_summarize=True))
+        db.session.commit()
+        owner = db.session.get(User, room.owner_id)
+        for n in range(28):
+            chat_factories.create_message(room.id, owner, f"point {n}")
+    fake.queue(FakeReply(text="## Decisions\n- Ship Friday (#2)"))
+    room.post("the 29th message")
+    room.wait()
+    assert fake.requests == [] and room.system_notes() == []
+    room.post("the 30th message")
+    room.wait()
+    [summary_request] = fake.requests
+    assert "the 30th message" in summary_request["messages"][-1]["content"]
+    assert room.system_notes()[-1].startswith("📝 **Summary**")
+
+
 def test_summarize_on_demand_and_the_brief_feeds_later_prompts(llm_app, fake):
     room = Room(llm_app)
     room.post("We decided on Postgres.")
