@@ -104,8 +104,10 @@ def build(url: str, count: int) -> tuple[str, list[str]]:
             have = -1
         if user is not None and have == count and len(rooms) == ROOMS:
             print(f"   reusing the generated database ({count:,} messages)")
+            user_id = user.id
             db.engine.dispose()
-            return user.id, rooms
+            common.make_app(url, migrate=True)  # bring a database built before up to date
+            return user_id, rooms
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if os.path.exists(path):

@@ -255,7 +255,6 @@ def tiny_windows(monkeypatch):
     monkeypatch.setattr(mysql_search, "WINDOW_ROWS", 5)
     monkeypatch.setattr(mysql_search, "ROWS_BEFORE_FULLTEXT", 12)
     monkeypatch.setattr(mysql_search, "FALLBACK_ROWS_PER_ROOM", 20)
-    monkeypatch.setattr(mysql_search, "RANKED_CANDIDATES", 3)
 
 
 @mysql_only
@@ -295,9 +294,7 @@ def test_ranked_stopwords_look_at_the_newest_messages_of_each_room(scene, ctx, t
     assert "newest 20 messages of each room" in results.notice
 
 
-@mysql_only
-def test_ranked_candidates_from_other_rooms_never_show_and_never_hide_mine(
-        scene, ctx, tiny_windows):
+def test_better_matches_in_other_rooms_never_show_and_never_hide_mine(scene, ctx):
     # The table's best matches are all in a room Ada is not in: she still gets hers, ranked.
     sf.messages(scene.secret, [f"roadmap roadmap roadmap secret {i}" for i in range(6)])
     mine = sf.messages(scene.product, ["roadmap once, among many other words here",
@@ -366,3 +363,23 @@ def test_a_search_stopped_by_the_time_limit_gives_a_partial_page(scene, ctx, mon
     assert results.hits == [] and results.next_before and "too long" in results.notice
     ranked = search_messages(scene.ada, "zeppelin")
     assert ranked.hits == [] and "too long" in ranked.notice
+
+
+@mysql_only
+def test_a_ranking_past_the_time_limit_ranks_the_newest_messages_instead(scene, ctx,
+                                                                         monkeypatch):
+    monkeypatch.setattr(mysql_search, "RECENT_ROWS_PER_ROOM", 5)
+    sf.messages(scene.product, ["zeppelin old"] + [f"chatter {i}" for i in range(10)]
+                + ["zeppelin new, zeppelin again", "zeppelin newest"])
+    run = mysql_search._run_time_limited_rows
+    calls = []
+
+    def first_statement_times_out(statement):
+        calls.append(statement)
+        return None if len(calls) == 1 else run(statement)
+
+    monkeypatch.setattr(mysql_search, "_run_time_limited_rows", first_statement_times_out)
+    results = search_messages(scene.ada, "zeppelin")
+    assert [hit.content for hit in results.hits] == [
+        "zeppelin new, zeppelin again", "zeppelin newest"]
+    assert "too long" in results.notice and "newest 5 messages of each room" in results.notice

@@ -54,8 +54,8 @@ WINDOW_ROWS = 2000
 ROWS_BEFORE_FULLTEXT = 2100
 # Rows per room per request when only a scan can answer (stopwords, short prefixes).
 FALLBACK_ROWS_PER_ROOM = 20000
-# Ranked FULLTEXT: how many of the table's best matches are filtered to the user's rooms.
-RANKED_CANDIDATES = 1000
+# Ranked FULLTEXT past the time limit ranks the matches among this many newest per room.
+RECENT_ROWS_PER_ROOM = 2000
 # messages_fts_short indexes words of exactly this many letters or digits.
 SHORT_TOKEN_CHARS = 2
 TIME_LIMIT_SECONDS = 2.0
@@ -172,7 +172,11 @@ def plan_for(query: ParsedQuery, settings: FulltextSettings) -> Plan:
     for term in query.terms:
         indexed = [word for word in term.words if settings.indexes(word)]
         if term.kind == "phrase" and len(indexed) == len(term.words):
-            required.append('+"' + " ".join(term.words) + '"')
+            # InnoDB checks a quoted phrase by re-reading and re-parsing every document holding
+            # all its words (25 s for "release notes" in 1M messages); the words narrow as
+            # well, and a REGEXP on those rows is the cheaper check of their order.
+            required.extend(f"+{word}" for word in dict.fromkeys(term.words))
+            residual.append(pcre_pattern(term))
             continue
         if term.kind != "phrase" and indexed:
             required.append(f"+{indexed[0]}" + ("*" if term.kind == "prefix" else ""))
@@ -237,47 +241,31 @@ def _fulltext(plan: Plan):
 
 
 def _ranked_fulltext(plan: Plan, room_ids: Sequence[str], offset: int, limit: int) -> Found:
-    """The best RANKED_CANDIDATES matches of the whole table first: MariaDB ranks those from
-    the FULLTEXT index alone and reads only their rows, where a room filter in the same query
-    makes it read the row of every match. Filtering the candidates to the user's rooms keeps
-    their order, so when enough remain the page is exact; otherwise the filtered query runs."""
+    """MariaDB reads the row of every match here (it has no index-only top-N for MATCH), so
+    the cost follows the match count: see docs/search.md for the buffer pool that keeps it
+    in memory."""
     score = _fulltext(plan)
-    best = (
-        sa.select(Message.id, Message.room_id, Message.status, Message.content,
-                  score.label("score"))
-        .where(score).order_by(sa.desc("score")).limit(RANKED_CANDIDATES)
-        .subquery("best")
-    )
-    counted = sa.select(best, sa.func.count().over().label("read")).subquery("counted")
-    candidates = (
-        sa.select(counted.c.id, counted.c.read)
-        .where(counted.c.room_id.in_(list(room_ids)), counted.c.status != UNFINISHED_STATUS,
-               *[counted.c.content.regexp_match(pattern) for pattern in plan.residual])
-        .order_by(counted.c.score.desc(), counted.c.id.desc()).offset(offset).limit(limit + 1)
-    )
-    rows = _run_time_limited_rows(candidates)
-    if rows is None:
-        return Found([], False, notice=_TOO_SLOW)
-    # Exact when every match was a candidate, or enough candidates are the user's (an empty
-    # answer says neither: the filtered query decides, and is quick when nothing matches).
-    if rows and (rows[0].read < RANKED_CANDIDATES or len(rows) > limit):
-        ids = [row.id for row in rows]
-        return Found(ids[:limit], len(ids) > limit)
     statement = (
         _base(room_ids).where(score, *_regexps(plan.residual))
         .order_by(score.desc(), Message.id.desc()).offset(offset).limit(limit + 1)
     )
     ids = _run_time_limited(statement)
-    if ids is None:
-        return Found([], False, notice=_TOO_SLOW)
+    if ids is None:  # too many matches to rank in time: rank the recent ones instead
+        found = _ranked_scan(plan, room_ids, offset, limit, rows_per_room=RECENT_ROWS_PER_ROOM)
+        found.notice = (_TOO_SLOW + " These are the best matches among the newest "
+                        f"{RECENT_ROWS_PER_ROOM:,} messages of each room.")
+        return found
     return Found(ids[:limit], len(ids) > limit)
 
 
-def _ranked_scan(plan: Plan, room_ids: Sequence[str], offset: int, limit: int) -> Found:
-    """Rank by occurrences of the terms among the newest FALLBACK_ROWS_PER_ROOM of each room."""
+def _ranked_scan(plan: Plan, room_ids: Sequence[str], offset: int, limit: int,
+                 rows_per_room: int | None = None) -> Found:
+    """Rank by occurrences of the terms among the newest FALLBACK_ROWS_PER_ROOM (or
+    `rows_per_room`) of each room."""
+    rows_per_room = rows_per_room or FALLBACK_ROWS_PER_ROOM
     scopes, bounded = [], []
     for room_id in room_ids:
-        floor = _nth_newest_id(room_id, FALLBACK_ROWS_PER_ROOM)
+        floor = _nth_newest_id(room_id, rows_per_room)
         if floor is None:
             scopes.append(Message.room_id == room_id)
         else:
@@ -295,7 +283,7 @@ def _ranked_scan(plan: Plan, room_ids: Sequence[str], offset: int, limit: int) -
     ids = _run_time_limited(statement)
     if ids is None:
         return Found([], False, notice=_TOO_SLOW)
-    notice = _scan_notice(plan, f"the newest {FALLBACK_ROWS_PER_ROOM:,} messages of each room"
+    notice = _scan_notice(plan, f"the newest {rows_per_room:,} messages of each room"
                           ) if bounded else None
     return Found(ids[:limit], len(ids) > limit, notice=notice)
 
