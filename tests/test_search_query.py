@@ -69,11 +69,22 @@ def test_hostile_input_becomes_plain_words(hostile):
 def test_fulltext_plan_sends_only_indexed_words_to_the_index():
     settings = FulltextSettings()
     plan = plan_for(parse_query('AI strategy the "launch plan" plan*'), settings)
-    assert plan.boolean == '+strategy +"launch plan" +plan*'
+    # A phrase's words narrow; the REGEXP checks their order (InnoDB's own check is slower).
+    assert plan.boolean == "+strategy +launch +plan +plan*"
     assert plan.residual == (pcre_pattern(Term("word", ("ai",))),
-                             pcre_pattern(Term("word", ("the",))))
+                             pcre_pattern(Term("word", ("the",))),
+                             pcre_pattern(Term("phrase", ("launch", "plan"))))
     assert plan.unindexed == ("ai", "the")
     assert len(plan.every_term) == 5
+
+
+def test_two_letter_words_go_to_their_own_index_and_prefixes_do_not():
+    plan = plan_for(parse_query('AI "UX of QA" ux* the'), FulltextSettings())
+    assert plan.boolean is None
+    assert plan.short == ("ai", "ux", "of", "qa")
+    # "AI" is answered by the index alone; the phrase, the prefix and the stopword are checked.
+    assert plan.short_residual == tuple(pcre_pattern(term) for term in (
+        Term("phrase", ("ux", "of", "qa")), Term("prefix", ("ux",)), Term("word", ("the",))))
 
 
 def test_a_query_of_short_words_has_no_fulltext_part():
