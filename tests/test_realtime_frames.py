@@ -40,7 +40,7 @@ def test_browser_like_sockets_get_deflate_without_context_takeover(live_server, 
                  for person in (world.member, world.admin)]
     for client in listeners:
         [deflate] = client.extensions
-        assert deflate.server_no_context_takeover
+        assert deflate.server_no_context_takeover and deflate.client_no_context_takeover
         wait_for_event(client, lambda e: e["type"] == "presence")
     plain = connect(live_server.url, world.room_id, world.owner.token)
     poster = Member(live_server.url, world.owner.token)
@@ -52,6 +52,10 @@ def test_browser_like_sockets_get_deflate_without_context_takeover(live_server, 
         for client in [*listeners, plain]:
             event = wait_for_event(client, lambda e: e["type"] == "message.created")
             assert event["data"]["content"] == text
+    # Their own frames are compressed too, and read right.
+    listeners[0].send(json.dumps({"type": "typing", "padding": "typing " * 30}))
+    typing = wait_for_event(plain, lambda e: e["type"] == "typing")
+    assert typing["data"]["user_id"] == world.member.id
     for client in listeners:
         client.close()
     plain.close()

@@ -152,6 +152,11 @@ class DeflateClient:
                     self._handle(event)
         self.extensions = accepted.extensions
 
+    def send(self, text: str) -> None:
+        from wsproto.events import TextMessage
+
+        self.sock.sendall(self.ws.send(TextMessage(data=text)))
+
     def ping(self, payload: bytes) -> None:
         from wsproto.events import Ping
 
