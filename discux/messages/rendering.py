@@ -15,6 +15,7 @@ from functools import cached_property
 import nh3
 from flask import render_template
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
@@ -59,8 +60,24 @@ _markdown = (
 )
 
 
+# What could make markdown-it produce anything but one paragraph of escaped text: inline syntax
+# (backslash, backtick, * _ ~ [ ] ( ) ! < &), block syntax (# > - + = |, or "1." / "1)" opening
+# a list), and line breaks or tabs. Most chat lines contain none of it.
+_MARKDOWN_SYNTAX = re.compile(r"[\\`*_~\[\]()!<>&#\-+=|]|^\d+[.)]")
+
+
+def is_plain_text(text: str) -> bool:
+    """True when markdown-it would render `text` as exactly `<p>escaped text</p>`: one line of
+    printable characters, no surrounding space, and nothing Markdown reads as syntax."""
+    return (bool(text) and text.isprintable() and text == text.strip()
+            and _MARKDOWN_SYNTAX.search(text) is None)
+
+
 def render_markdown(text: str) -> str:
     """Markdown source → sanitized HTML, ready to store in `messages.content_html`."""
+    if is_plain_text(text):
+        # What markdown-it would return, without parsing (a test checks it is identical).
+        return sanitize_html(f"<p>{escapeHtml(text)}</p>\n")
     return sanitize_html(_markdown.render(text))
 
 
