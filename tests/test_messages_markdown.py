@@ -118,3 +118,55 @@ def test_hostile_message_is_inert_in_the_stored_html_and_json(app, live_server, 
         assert stored.content == XSS_CORPUS[0] + " " + XSS_CORPUS[4]  # the text as typed
         assert dangers(stored.content_html) == []
         assert json.loads(json.dumps(stored.content_html)) == stored.content_html
+
+
+def _samples(count: int, seed: int) -> list[str]:
+    """Chat-like lines and random strings over every ASCII character plus tricky Unicode."""
+    import random
+    import string
+
+    rng = random.Random(seed)
+    tricky = ["é", "日本", "🧑\u200d💻", "\u00a0", "\u2028", "\u200b", "\t", "\n", "\r", "\x0c",
+              "١", "１", "«", "»", "’", "…", "\ufeff"]
+    alphabet = list(string.printable) + tricky
+    words = ["ship", "the", "beta", "on", "Friday", "AI", "UX", "ok?", "1.", "2)", "3", "yes,",
+             "@Nova", "a@b.example", "http://x.example/a?b=1", '"quoted"', "it's", "100%",
+             "4.5", ":)", "$5", "{x}", "^", "  ", "e.g.", "#1", "x_y", "**b**", "-", "end."]
+    out = []
+    for n in range(count):
+        if n % 2:
+            out.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30))))
+        else:
+            line = " ".join(rng.choice(words) for _ in range(rng.randint(1, 12)))
+            out.append(line if rng.random() < 0.7 else rng.choice(["1", "1. ", " ", ""]) + line)
+    return out
+
+
+def test_plain_text_fast_path_renders_exactly_what_markdown_it_renders():
+    """Text with no Markdown syntax skips the parser; for every input the stored HTML is the
+    same as the parser's, sanitized (on the fast path and off it)."""
+    from markdown_it.common.utils import escapeHtml
+
+    from discux.messages.rendering import _markdown, is_plain_text, sanitize_html
+
+    samples = _samples(30_000, seed=8)
+    plain = 0
+    for text in samples:
+        if is_plain_text(text):
+            plain += 1
+            # What the fast path hands the sanitizer is exactly what markdown-it returns.
+            assert _markdown.render(text) == f"<p>{escapeHtml(text)}</p>\n", repr(text)
+        assert render_markdown(text) == sanitize_html(_markdown.render(text)), repr(text)
+    assert plain > 2_000  # the fast path was really exercised
+
+
+@pytest.mark.parametrize("text", ["1. first", "2) second", "# title", "> quote", "- item",
+                                  "a  b", " indented", "x\ty", "line\nbreak", "a & b", "<b>",
+                                  "**bold**", "snake_case", "~~gone~~", "[a](b)", "`c`", "===",
+                                  "| a |", "\\*", "&amp;", "1."])
+def test_text_with_markdown_syntax_goes_through_the_parser(text):
+    from discux.messages.rendering import is_plain_text
+
+    if text not in ("a  b",):
+        assert not is_plain_text(text)
+    assert "<script" not in render_markdown(text)
