@@ -13,6 +13,7 @@ from discux.errors import DiscuxError
 from discux.extensions import db
 from discux.models import Message
 from discux.search import mysql as mysql_search
+from discux.search import sqlite as sqlite_search
 from discux.search.service import RoomNotFound, search_messages
 from tests.conftest import IS_MYSQL
 from tests.support import search_factories as sf
@@ -176,8 +177,14 @@ def walk_ranked(user, query, per_page=7) -> list[str]:
     return seen
 
 
+@pytest.fixture(params=[1000, 30, 4], ids=["all-matches", "some", "few"])
+def ranked_candidates(request, monkeypatch):
+    """SQLite ranks the table's best matches first: with few, most pages need the full query."""
+    monkeypatch.setattr(sqlite_search, "RANKED_CANDIDATES", request.param)
+
+
 @pytest.mark.parametrize("term", ["release", "QA"])
-def test_pages_hold_every_match_once_in_both_orders(scene, ctx, term):
+def test_pages_hold_every_match_once_in_both_orders(scene, ctx, term, ranked_candidates):
     ids = sf.messages(scene.product, [
         f"{term} note {i}" if i % 3 else f"unrelated note {i}" for i in range(60)])
     ids += sf.messages(scene.research, [f"{term} update {i}" for i in range(12)])
@@ -294,7 +301,8 @@ def test_ranked_stopwords_look_at_the_newest_messages_of_each_room(scene, ctx, t
     assert "newest 20 messages of each room" in results.notice
 
 
-def test_better_matches_in_other_rooms_never_show_and_never_hide_mine(scene, ctx):
+def test_better_matches_in_other_rooms_never_show_and_never_hide_mine(scene, ctx,
+                                                                     ranked_candidates):
     # The table's best matches are all in a room Ada is not in: she still gets hers, ranked.
     sf.messages(scene.secret, [f"roadmap roadmap roadmap secret {i}" for i in range(6)])
     mine = sf.messages(scene.product, ["roadmap once, among many other words here",
