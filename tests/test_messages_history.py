@@ -11,7 +11,7 @@ from flask import render_template
 from discux.auth.sessions import COOKIE_NAME
 from discux.extensions import db
 from discux.messages.history import chat_context
-from discux.models import Room, RoomParticipant
+from discux.models import Agent, Message, Room, RoomParticipant
 from tests.support import chat_factories
 from tests.support.chat_factories import World
 
@@ -125,7 +125,6 @@ def test_a_new_day_starts_with_a_separator(app, world):
 
 
 def test_agent_replies_show_emoji_colour_name_confidence_and_time(app, world):
-    from discux.models import Agent
 
     with app.app_context():
         agent = db.session.get(Agent, world.agents[0][0])
@@ -171,6 +170,25 @@ def test_delete_is_one_small_button_that_names_what_it_deletes(app, world):
         "Delete Ana Member’s message", "Delete Olga Owner’s message"]
     # No CSRF token per message: htmx sends the page's token as a header.
     assert 'name="csrf_token"' not in html.split('id="messages"')[1].split("</div>\n    <p")[0]
+
+
+def test_a_reply_that_finishes_reads_finished_on_the_next_view(app, world):
+    with app.app_context():
+        agent = db.session.get(Agent, world.agents[0][0])
+        reply = chat_factories.create_message(world.room_id, agent, "Half a tho",
+                                              status="streaming")
+        reply_id = reply.id
+    before = chat_html(app, world, world.member)
+    assert "writing…" in before and "Half a tho" in before
+    with app.app_context():
+        reply = db.session.get(Message, reply_id)
+        reply.status, reply.content = "complete", "Half a thought, finished."
+        reply.content_html = "<p>Half a thought, finished.</p>"
+        reply.context_receipt = '{"demo":true}'
+        db.session.commit()
+    after = chat_html(app, world, world.member)
+    assert "writing…" not in after and "Half a thought, finished." in after
+    assert ">demo</span>" in after and "What Critic was sent" in after
 
 
 def test_composer_has_a_label_the_humans_only_switch_and_the_room_agents(app, world):

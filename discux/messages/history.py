@@ -6,11 +6,14 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sqlalchemy as sa
+from flask import current_app
+from markupsafe import Markup
 
 from discux.extensions import db
-from discux.messages.rendering import MessageView
+from discux.messages.rendering import MessageView, day_label_of, day_of
 from discux.messages.service import MAX_LENGTH, may_delete, room_agents
 from discux.models import Agent, Message, Room, RoomParticipant
 from discux.rooms.permissions import can
@@ -27,7 +30,12 @@ REPLAY_MARGIN_MS = 5000
 
 def page_before(room_id: str, before_id: str | None = None, limit: int = PAGE_SIZE):
     """Up to `limit` messages older than `before_id`, oldest first, and whether more exist."""
-    return _newest_first(sa.select(Message), room_id, before_id, limit, db.session.scalars)
+    query = sa.select(Message).where(Message.room_id == room_id)
+    if before_id:
+        query = query.where(Message.id < before_id)
+    rows = list(db.session.scalars(query.order_by(Message.id.desc()).limit(limit + 1)))
+    has_earlier = len(rows) > limit
+    return list(reversed(rows[:limit])), has_earlier
 
 
 # What the chat column shows of a message. The context receipt (kilobytes per agent reply) is
@@ -42,53 +50,84 @@ VIEW_COLUMNS = (
 )
 
 
-def _views(query) -> list[MessageView]:
-    return [MessageView.from_row(row) for row in db.session.execute(query)]
+def _rows(statement, **params) -> list[sa.Row]:
+    return list(db.session.execute(statement, params))
 
 
-def views_before(room_id: str, before_id: str | None = None,
-                 limit: int = PAGE_SIZE) -> tuple[list[MessageView], bool]:
-    """`page_before` as the chat column shows it: plain rows, no ORM objects, no mentions."""
-    return _newest_first(sa.select(*VIEW_COLUMNS), room_id, before_id, limit, _views)
+# Built once: building an 18-column select and its cache key costs more than running it.
+_NEWEST_ROWS = (sa.select(*VIEW_COLUMNS).where(Message.room_id == sa.bindparam("room_id"))
+                .order_by(Message.id.desc()).limit(sa.bindparam("limit")))
+_ROWS_BEFORE = _NEWEST_ROWS.where(Message.id < sa.bindparam("before_id"))
+_ROWS_FROM = (sa.select(*VIEW_COLUMNS)
+              .where(Message.room_id == sa.bindparam("room_id"),
+                     Message.id >= sa.bindparam("message_id"))
+              .order_by(Message.id).limit(sa.bindparam("limit")))
+_ONE_ROW = sa.select(*VIEW_COLUMNS).where(Message.room_id == sa.bindparam("room_id"),
+                                          Message.id == sa.bindparam("message_id"))
 
 
-def _newest_first(query, room_id: str, before_id: str | None, limit: int, fetch):
-    query = query.where(Message.room_id == room_id)
+def rows_before(room_id: str, before_id: str | None = None,
+                limit: int = PAGE_SIZE) -> tuple[list[sa.Row], bool]:
+    """`page_before` as the chat column shows it: rows of VIEW_COLUMNS, no ORM objects, no
+    mentions."""
     if before_id:
-        query = query.where(Message.id < before_id)
-    rows = list(fetch(query.order_by(Message.id.desc()).limit(limit + 1)))
-    has_earlier = len(rows) > limit
-    return list(reversed(rows[:limit])), has_earlier
+        rows = _rows(_ROWS_BEFORE, room_id=room_id, before_id=before_id, limit=limit + 1)
+    else:
+        rows = _rows(_NEWEST_ROWS, room_id=room_id, limit=limit + 1)
+    return list(reversed(rows[:limit])), len(rows) > limit
 
 
 def message_view(room_id: str, message_id: str) -> MessageView | None:
     """One message of the room as the chat column shows it; None if it is not there."""
-    found = _views(sa.select(*VIEW_COLUMNS)
-                   .where(Message.room_id == room_id, Message.id == message_id))
-    return found[0] if found else None
+    found = _rows(_ONE_ROW, room_id=room_id, message_id=message_id)
+    return MessageView.from_row(found[0]) if found else None
+
+
+@lru_cache(maxsize=2048)
+def _cached_article(row: sa.Row, own: bool, can_delete: bool) -> Markup:
+    return _article(row, own, can_delete)
+
+
+def _article(row: sa.Row, own: bool, can_delete: bool) -> Markup:
+    macro = current_app.jinja_env.get_template("messages/_message.html").module.message_article
+    return macro(MessageView.from_row(row), own, can_delete)
+
+
+def article_html(row: sa.Row, own: bool, can_delete: bool) -> Markup:
+    """A message's markup for one kind of viewer, from a row of VIEW_COLUMNS.
+
+    Every view of a room re-renders the same articles, so they are kept: the row holds every
+    value the markup shows, so a message whose status, text or receipt changed is a new key
+    and a deleted one is simply never asked for again. While templates reload (development)
+    nothing is kept.
+    """
+    if current_app.jinja_env.auto_reload:
+        return _article(row, own, can_delete)
+    return _cached_article(row, own, can_delete)
 
 
 @dataclass(frozen=True)
 class Entry:
     """One message as the chat column shows it to one viewer."""
 
-    message: MessageView
-    own: bool
-    can_delete: bool
+    id: str
+    html: Markup
+    day: str
     day_break: str | None  # the day's label when this message starts a new day
 
 
-def entries_for(views: list[MessageView], participant: RoomParticipant,
-                room: Room) -> list[Entry]:
+def entries_for(rows: list[sa.Row], participant: RoomParticipant, room: Room) -> list[Entry]:
     entries, previous_day = [], None
-    for view in views:
+    for row in rows:
+        own = row.type == "user" and row.sender_id == participant.user_id
+        day = day_of(row.timestamp)
         entries.append(Entry(
-            message=view,
-            own=view.type == "user" and view.sender_id == participant.user_id,
-            can_delete=may_delete(view, participant, room),
-            day_break=view.day_label if view.day != previous_day else None,
+            id=row.id,
+            html=article_html(row, own, may_delete(row, participant, room)),
+            day=day,
+            day_break=day_label_of(row.timestamp) if day != previous_day else None,
         ))
-        previous_day = view.day
+        previous_day = day
     return entries
 
 
@@ -135,12 +174,12 @@ def agent_choices(agents: list[Agent]) -> list[dict]:
 
 def earlier_context(room: Room, participant: RoomParticipant, before: str | None) -> dict:
     """A page of messages older than `before` ("Load earlier")."""
-    views, has_earlier = views_before(room.id, before)
+    rows, has_earlier = rows_before(room.id, before)
     return {
         "room_id": room.id,
-        "entries": entries_for(views, participant, room),
+        "entries": entries_for(rows, participant, room),
         "has_earlier": has_earlier,
-        "oldest_id": views[0].id if views else None,
+        "oldest_id": rows[0].id if rows else None,
     }
 
 
@@ -151,10 +190,9 @@ def page_around(room_id: str, message_id: str, limit: int = PAGE_SIZE):
         sa.select(Message.id).where(Message.room_id == room_id, Message.id == message_id))
     if found is None:
         return None
-    older, has_earlier = views_before(room_id, message_id, limit // 2)
-    newer = _views(
-        sa.select(*VIEW_COLUMNS).where(Message.room_id == room_id, Message.id >= message_id)
-        .order_by(Message.id).limit(limit - len(older) + 1))
+    older, has_earlier = rows_before(room_id, message_id, limit // 2)
+    newer = _rows(_ROWS_FROM, room_id=room_id, message_id=message_id,
+                  limit=limit - len(older) + 1)
     has_later = len(newer) > limit - len(older)
     return older + newer[: limit - len(older)], has_earlier, has_later
 
@@ -172,20 +210,20 @@ def chat_context(room: Room, participant: RoomParticipant, around: str | None = 
     agents when the caller has them already."""
     window = page_around(room.id, around) if around and ID_PATTERN.match(around) else None
     if window is not None and window[2]:
-        views, has_earlier, _ = window
+        rows, has_earlier, _ = window
         newest_id = newest_message_id(room.id)  # the socket carries on from the real newest
     else:
-        views, has_earlier = views_before(room.id)
-        newest_id = views[-1].id if views else None
+        rows, has_earlier = rows_before(room.id)
+        newest_id = rows[-1].id if rows else None
         window = None
     return {
         "window_around": around if window is not None else None,
         "room_id": room.id,
         "me": participant.user_id,
         "participant": participant,
-        "entries": entries_for(views, participant, room),
+        "entries": entries_for(rows, participant, room),
         "has_earlier": has_earlier,
-        "oldest_id": views[0].id if views else None,
+        "oldest_id": rows[0].id if rows else None,
         "newest_id": newest_id,
         "socket_url": f"/rooms/{room.id}/ws?after={replay_from(newest_id)}",
         "composer": composer_context(room, participant),

@@ -173,13 +173,11 @@ class MessageView:
     # ---- what the partial prints (each label is read more than once per render) ----
     @cached_property
     def day(self) -> str:
-        return self.timestamp.date().isoformat() if self.timestamp else ""
+        return day_of(self.timestamp)
 
     @cached_property
     def day_label(self) -> str:
-        if not self.timestamp:
-            return ""
-        return f"{self.timestamp:%A} {self.timestamp.day} {self.timestamp:%B %Y}"
+        return day_label_of(self.timestamp)
 
     @cached_property
     def time_label(self) -> str:
@@ -203,6 +201,16 @@ class MessageView:
         if self.processing_time is not None:
             parts.append(f"{float(self.processing_time):.1f} s")
         return " · ".join(parts)
+
+
+def day_of(timestamp: datetime | None) -> str:
+    """The UTC day a message belongs to, "2026-11-25"."""
+    return timestamp.date().isoformat() if timestamp else ""
+
+
+def day_label_of(timestamp: datetime | None) -> str:
+    """The day as separators and tooltips print it, "Wednesday 25 November 2026"."""
+    return f"{timestamp:%A} {timestamp.day} {timestamp:%B %Y}" if timestamp else ""
 
 
 def render_message(view: MessageView, *, own: bool, can_delete: bool, csrf: str | None = None,

@@ -43,12 +43,20 @@ class InvitationRow:
     inviter: User | None
 
 
+# The panel's queries are built once and run with the room's id: building a statement and its
+# cache key costs about as much as running it on every view of the room.
+_PEOPLE = (sa.select(RoomParticipant, User).join(User, User.id == RoomParticipant.user_id)
+           .where(RoomParticipant.room_id == sa.bindparam("room_id")))
+_ADDED_BY = sa.orm.aliased(User, name="added_by")
+_AGENTS = (sa.select(RoomAgent, Agent, _ADDED_BY)
+           .join(Agent, Agent.id == RoomAgent.agent_id)
+           .outerjoin(_ADDED_BY, _ADDED_BY.id == RoomAgent.added_by)
+           .where(RoomAgent.room_id == sa.bindparam("room_id"))
+           .order_by(RoomAgent.added_at, RoomAgent.id))
+
+
 def people_of(room: Room, viewer: RoomParticipant) -> list[PersonRow]:
-    rows = db.session.execute(
-        sa.select(RoomParticipant, User)
-        .join(User, User.id == RoomParticipant.user_id)
-        .where(RoomParticipant.room_id == room.id)
-    ).all()
+    rows = db.session.execute(_PEOPLE, {"room_id": room.id}).all()
     people = [PersonRow(p, user, can_manage(viewer, p, room)) for p, user in rows]
     return sorted(
         people, key=lambda row: (ROLE_ORDER.get(row.participant.role, 9),
@@ -56,19 +64,8 @@ def people_of(room: Room, viewer: RoomParticipant) -> list[PersonRow]:
     )
 
 
-# Made once: a fresh alias per call would cost a new statement cache key every time.
-_ADDED_BY = sa.orm.aliased(User, name="added_by")
-
-
 def agents_of(room: Room) -> list[AgentRow]:
-    added_by = _ADDED_BY
-    rows = db.session.execute(
-        sa.select(RoomAgent, Agent, added_by)
-        .join(Agent, Agent.id == RoomAgent.agent_id)
-        .outerjoin(added_by, added_by.id == RoomAgent.added_by)
-        .where(RoomAgent.room_id == room.id)
-        .order_by(RoomAgent.added_at, RoomAgent.id)
-    ).all()
+    rows = db.session.execute(_AGENTS, {"room_id": room.id}).all()
     return [AgentRow(ra, agent, user) for ra, agent, user in rows]
 
 
