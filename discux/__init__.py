@@ -70,16 +70,21 @@ def create_app(config: dict | None = None) -> Flask:
 def _configure_database(app: Flask) -> None:
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
+    options.setdefault("pool_reset_on_return", None)  # see _skip_rollback_after_commit
     if uri.startswith("mysql") or uri.startswith("mariadb"):
         # TIMESTAMP columns hold UTC; keep the server from converting them to its zone.
         options.setdefault("connect_args", {"init_command": "SET time_zone = '+00:00'"})
     elif uri.startswith("sqlite"):
+        # A file has no server to restart or idle timeout to outlive: pinging it before every
+        # request (pre-ping is for MariaDB, SPEC §12) and recycling connections buy nothing.
         options.pop("pool_recycle", None)
+        options.pop("pool_pre_ping", None)
         options.setdefault("connect_args", {"timeout": 15, "check_same_thread": False})
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
 def _tune_connections(engine) -> None:
+    _skip_rollback_after_commit(engine)
     if engine.dialect.name != "sqlite":
         return
 
@@ -92,6 +97,36 @@ def _tune_connections(engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.close()
+
+
+def _skip_rollback_after_commit(engine) -> None:
+    """Return a connection to the pool without a ROLLBACK when its transaction already ended.
+
+    The pool rolls back every connection it gets back, even right after a commit (SQLAlchemy
+    cannot tell the transaction is over once it committed it): on MariaDB that is one more round
+    trip for every message posted. The transaction's own begin/commit/rollback events say whether
+    one is still open; only then is it rolled back, so nothing half-done reaches the next user.
+    """
+    # `pool_reset_on_return=None` (set in _configure_database) hands the decision to these.
+    @event.listens_for(engine.pool, "checkout")
+    def _unknown(_dbapi_connection, record, _proxy):
+        record.info["in_transaction"] = True  # e.g. a raw DBAPI user: assume the worst
+
+    @event.listens_for(engine, "begin")
+    def _opened(conn):
+        conn.connection.info["in_transaction"] = True
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _ended(conn):
+        conn.connection.info["in_transaction"] = False
+
+    @event.listens_for(engine.pool, "reset")
+    def _roll_back_if_open(dbapi_connection, record, _state):
+        if record is None or record.info.get("in_transaction", True):
+            dbapi_connection.rollback()
+            if record is not None:
+                record.info["in_transaction"] = False
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -199,3 +199,27 @@ def test_pushed_message_matches_the_stored_row(app, live_server):
         "<p>Ship it on <strong>Friday</strong></p>\n")
     assert data["timestamp"] == stored.timestamp.isoformat(timespec="milliseconds")
     assert data["humans_only"] is True and data["mentions"] == []
+
+
+def test_a_write_nobody_committed_never_reaches_the_next_request(app, world):
+    """Connections go back to the pool without a ROLLBACK after a commit, but one returned with
+    its transaction still open is rolled back: its rows never show up for anyone."""
+    from discux.ids import new_id
+
+    with app.app_context():
+        raw = db.engine.raw_connection()
+        cursor = raw.cursor()
+        placeholder = "?" if db.engine.dialect.name == "sqlite" else "%s"
+        cursor.execute(
+            "INSERT INTO messages (id, room_id, content, type, sender_id, status, humans_only) "
+            f"VALUES ({', '.join([placeholder] * 7)})",
+            (new_id(), world.room_id, "half-done", "user", world.member.id, "complete", False))
+        cursor.close()
+        raw.close()  # back to the pool, never committed
+        for _ in range(3):  # whichever pooled connection the next requests get
+            db.session.add(Message(id=new_id(), room_id=world.room_id, content="kept",
+                                   content_html="<p>kept</p>\n", type="user",
+                                   sender_id=world.member.id, status="complete"))
+            db.session.commit()
+            db.session.remove()
+    assert [m.content for m in messages_in(app, world.room_id)] == ["kept"] * 3
