@@ -53,16 +53,17 @@ def active_rooms_used(user: User) -> int:
     )
 
 
-def messages_used_this_month(user: User) -> int:
-    return db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Message)
-        .where(
-            Message.sender_id == user.id,
-            Message.type == "user",
-            Message.timestamp >= month_start(),
-        )
+def messages_used_this_month(user: User, up_to: int | None = None) -> int:
+    """Messages the user wrote this calendar month; with `up_to`, counting stops there (a
+    quota check only needs to know whether the limit is reached, not by how much)."""
+    sent = sa.select(Message.id).where(
+        Message.sender_id == user.id,
+        Message.type == "user",
+        Message.timestamp >= month_start(),
     )
+    if up_to is not None:
+        sent = sent.limit(up_to)
+    return db.session.scalar(sa.select(sa.func.count()).select_from(sent.subquery()))
 
 
 def check_can_create_agent(user: User) -> None:
@@ -86,7 +87,8 @@ def check_can_post_message(user: User) -> None:
     # Unlimited plans skip the count: it grows with every message the user ever sent this month.
     if user.max_messages_per_month >= UNLIMITED:
         return
-    if messages_used_this_month(user) >= user.max_messages_per_month:
+    limit = user.max_messages_per_month
+    if messages_used_this_month(user, up_to=limit) >= limit:
         raise LimitReached(
             f"Your {user.subscription} plan allows "
             f"{describe_limit(user.max_messages_per_month, 'messages')} a month, and this "

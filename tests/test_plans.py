@@ -98,3 +98,22 @@ def test_settings_page_shows_usage_against_plan(client, make_user, login):
     page = client.get("/settings").get_data(as_text=True)
     assert "You are on the <strong>free</strong> plan." in page
     assert "<td>Agents</td><td>0</td><td>3</td>" in page
+
+
+def test_limited_plan_is_stopped_at_its_limit_even_far_past_it(ctx):
+    """Moved from pro to free mid-month with more than 100 messages: still refused, and the
+    usage shown is the real number."""
+    user = factories.create_user(plan="pro")
+    room = Room(name="Chat", created_by=user.id)
+    db.session.add(room)
+    db.session.flush()
+    db.session.add_all([Message(room_id=room.id, content=f"m{n}", type="user", sender_id=user.id)
+                        for n in range(130)])
+    db.session.commit()
+    plans.check_can_post_message(user)  # pro: unlimited
+    plans.set_plan(user, "free")
+    db.session.commit()
+    with pytest.raises(LimitReached, match="100 messages a month"):
+        plans.check_can_post_message(user)
+    assert plans.messages_used_this_month(user) == 130
+    assert plans.messages_used_this_month(user, up_to=100) == 100
