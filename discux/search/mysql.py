@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.mysql import match
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from discux.extensions import db
 from discux.models import Message
@@ -59,8 +59,9 @@ RECENT_ROWS_PER_ROOM = 2000
 # messages_fts_short indexes words of exactly this many letters or digits.
 SHORT_TOKEN_CHARS = 2
 TIME_LIMIT_SECONDS = 2.0
-# ER_STATEMENT_TIMEOUT (MariaDB), ER_QUERY_TIMEOUT (MySQL 8).
-_TIMEOUT_ERRORS = {1969, 3024}
+# ER_STATEMENT_TIMEOUT (MariaDB), ER_QUERY_TIMEOUT (MySQL 8), and HA_ERR_ABORTED_BY_USER (188),
+# which is what MariaDB reports when the time limit stops a FULLTEXT search mid-way.
+_TIMEOUT_ERRORS = {1969, 3024, 188}
 
 # information_schema.INNODB_FT_DEFAULT_STOPWORD, which needs the PROCESS privilege to read.
 INNODB_DEFAULT_STOPWORDS = frozenset({
@@ -433,7 +434,7 @@ def _run_time_limited_rows(statement: sa.Select) -> list[sa.Row] | None:
     try:
         with _time_limit(TIME_LIMIT_SECONDS):
             return list(db.session.execute(statement))
-    except OperationalError as error:
+    except DBAPIError as error:
         if error.orig is not None and error.orig.args and error.orig.args[0] in _TIMEOUT_ERRORS:
             return None
         raise
