@@ -125,7 +125,6 @@ def test_a_new_day_starts_with_a_separator(app, world):
 
 
 def test_agent_replies_show_emoji_colour_name_confidence_and_time(app, world):
-
     with app.app_context():
         agent = db.session.get(Agent, world.agents[0][0])
         chat_factories.create_message(world.room_id, agent, "Looks risky.",

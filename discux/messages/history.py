@@ -93,6 +93,11 @@ def _article(row: sa.Row, own: bool, can_delete: bool) -> Markup:
     return macro(MessageView.from_row(row), own, can_delete)
 
 
+def forget_rendered_articles() -> None:
+    """Empty the kept articles (the next view renders every message again)."""
+    _cached_article.cache_clear()
+
+
 def article_html(row: sa.Row, own: bool, can_delete: bool) -> Markup:
     """A message's markup for one kind of viewer, from a row of VIEW_COLUMNS.
 
