@@ -211,6 +211,26 @@ def test_reply_streams_to_listening_sockets_then_completes(llm_app, fake, room_s
     assert event["data"]["status"] == "complete" and event["data"]["content"] == streamed
 
 
+def test_a_reply_the_model_answers_at_once_still_streams_after_its_row(llm_app, fake, room_socket):
+    # The first piece is published by the thread that receives it, racing the reply row.
+    room = Room(llm_app)
+    ws = room_socket(room)
+    for n in range(3):
+        fake.queue(FakeReply(text=f"Answer {n} right away."))
+        room.post(f"@Nova quick {n}")
+        seen = []
+        while not seen or seen[-1]["type"] != "message.completed":
+            seen.append(ws_client.wait_for_event(ws, lambda e: e["type"] in {
+                "message.created", "message.delta", "message.completed"}
+                and e["data"].get("type") != "user"))
+        created = seen[0]
+        assert created["type"] == "message.created" and created["data"]["status"] == "streaming"
+        streamed = "".join(e["data"]["delta"] for e in seen if e["type"] == "message.delta")
+        assert streamed == f"Answer {n} right away."
+        assert all(e["data"]["id"] == created["data"]["id"] for e in seen)
+        room.wait()
+
+
 def test_stop_keeps_the_partial_reply_and_drops_the_queue(llm_app, fake, room_socket):
     room = Room(llm_app)
     ws = room_socket(room)

@@ -333,8 +333,9 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[Agent]:
     """Stream one agent's reply into a message row; returns the agents it hands over to.
 
     The model is asked as early as possible: the few reads the prompt needs come first, then the
-    request goes out on another thread while this one announces the turn and stores the reply
-    row, so the model's time to first token and the row's write overlap."""
+    request goes out on another thread while this one announces the turn and the reply row and
+    stores the row. The thread that receives the first piece publishes it as soon as the row has
+    been announced, so neither the row's write nor a thread hand-off delays the first token."""
     generation = turn.generation
     room_id = runner.room_id
     # The room's agents in one query; a deleted room or an agent removed from it has none here.
@@ -354,7 +355,15 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[Agent]:
         prompt.messages, model=agent.model, temperature=style.temperature,
         max_tokens=style.max_tokens,
     ))
-    first_delta = engine_for().requests.submit(next, deltas, None)
+    reply = Message(
+        id=new_id(), room_id=room_id, content="", type="agent", sender_id=agent.id,
+        sender_name=agent.name, sender_emoji=agent.emoji, sender_color=agent.color,
+        status="streaming", reply_to_id=generation.trigger_id if generation.trigger_id
+        != "summary" else None, context_length=prompt.context_length,
+        context_receipt=prompt.receipt_json(), timestamp=utcnow(), mentions=[],
+    )
+    first_piece = FirstPiece(current_app._get_current_object(), reply, generation)
+    first_delta = engine_for().requests.submit(first_piece.fetch, deltas)
     try:
         generation.replies += 1
         publish_status(room_id, {
@@ -363,19 +372,21 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[Agent]:
             "total": max(generation.planned, generation.replies),
             "replies": generation.replies, "handovers": generation.handovers,
         })
-        reply = Message(
-            id=new_id(), room_id=room_id, content="", type="agent", sender_id=agent.id,
-            sender_name=agent.name, sender_emoji=agent.emoji, sender_color=agent.color,
-            status="streaming", reply_to_id=generation.trigger_id if generation.trigger_id
-            != "summary" else None, context_length=prompt.context_length,
-            context_receipt=prompt.receipt_json(),
-        )
-        db.session.add(reply)
-        db.session.commit()
+        # Announced before its commit: the placeholder is only ever filled by this turn, and
+        # the commit (an fsync on MariaDB) overlaps the model's first token instead of
+        # preceding it. message.completed follows the final commit as usual.
         publish_message_created(reply)
+        first_piece.announce_row()
+        db.session.add(reply)
+        try:
+            db.session.commit()
+        except Exception:
+            publish(room_id, "message.deleted", {"id": reply.id})
+            raise
         text, logprobs, failure = stream_into(reply, deltas, first_delta, generation)
     finally:
         # The request thread must be done with the stream before it is closed.
+        first_piece.give_up()
         if not first_delta.cancel():
             first_delta.exception()
         deltas.close()
@@ -416,6 +427,40 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[Agent]:
     return [a for a in mentioned if a.id != agent.id]
 
 
+class FirstPiece:
+    """Receives a reply's first piece on the request thread and publishes it right there, once
+    the reply row has been announced (a reply's pieces must follow its row)."""
+
+    def __init__(self, app: Flask, reply: Message, generation: Generation):
+        self.app = app
+        self.room_id = reply.room_id
+        self.reply_id = reply.id
+        self.generation = generation
+        self.row_announced = False
+        self._runner_done = threading.Event()  # the row was announced, or never will be
+
+    def announce_row(self) -> None:
+        self.row_announced = True
+        self._runner_done.set()
+
+    def give_up(self) -> None:
+        """The turn ends early (or is already streaming): nothing left to wait for."""
+        self._runner_done.set()
+
+    def fetch(self, deltas: Iterator[Delta]) -> tuple[Delta | None, bool]:
+        """The first piece (None when the reply is empty) and whether it was published; raises
+        LLMError when the model fails."""
+        delta = next(deltas, None)
+        if delta is None or not delta.text:
+            return delta, False
+        self._runner_done.wait()
+        if not self.row_announced or self.generation.cancel.is_set():
+            return delta, False
+        with self.app.app_context():
+            publish_message_delta(self.room_id, self.reply_id, delta.text)
+        return delta, True
+
+
 def stream_into(reply: Message, deltas: Iterator[Delta], first_delta: Future,
                 generation: Generation) -> tuple[list[str], list[float], str | None]:
     """Publish the reply's pieces as they come: the first at once, then at most one socket
@@ -426,7 +471,12 @@ def stream_into(reply: Message, deltas: Iterator[Delta], first_delta: Future,
     pending: list[str] = []
     last_push = 0.0  # so the first piece goes out the moment it arrives
     try:
-        delta = first_delta.result()
+        delta, published = first_delta.result()
+        if published:
+            text.append(delta.text)
+            logprobs.extend(delta.logprobs)
+            last_push = time.monotonic()
+            delta = next(deltas, None)
         while delta is not None:
             if generation.cancel.is_set():
                 break
