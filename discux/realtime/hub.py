@@ -16,7 +16,6 @@ import contextlib
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -53,7 +52,9 @@ class Connection:
         self.bad_frames = 0
         # ids already sent by the `?after=` replay: the live event for them is skipped
         self.replayed: set[str] = set()
-        self._items: deque[tuple[OutboundFrame | None, str | None]] = deque()
+        # a list, not a deque: it is only appended to and taken whole (and a deque's first
+        # block alone is 600 bytes, per socket)
+        self._items: list[tuple[OutboundFrame | None, str | None]] = []
         self._cond = threading.Condition()
         # True while the handler thread writes (the replay, or a batch from the queue): frames
         # written from another thread meanwhile would overtake them.
@@ -112,8 +113,7 @@ class Connection:
     def _take(self, timeout: float):
         with self._cond:
             self._cond.wait_for(lambda: self._items or self._woken or self._closing, timeout)
-            items = list(self._items)
-            self._items.clear()
+            items, self._items = self._items, []
             self._woken = False
             self._busy = bool(items)
             return items, self._closing

@@ -127,6 +127,19 @@ def _protocol_for(group: tuple) -> FrameProtocol:
     return FrameProtocol(client=False, extensions=[deflate])
 
 
+class _HandshakeDone:
+    """What `WSConnection` still asks its handshake once the connection is open: nothing."""
+
+    connection = None
+
+    @staticmethod
+    def events():
+        return iter(())
+
+
+HANDSHAKE_DONE = _HandshakeDone()
+
+
 class RoomSocketServer(Server):
     """A server-side WebSocket with locked writes, a wake-up hook and shared frames."""
 
@@ -170,6 +183,8 @@ class RoomSocketServer(Server):
                 ))
         if answer:
             self.sock.send(answer)
+            # The h11 parser and the opening request would otherwise live as long as the socket.
+            self.ws.handshake = HANDSHAKE_DONE
         self.connected = bool(answer)
 
     @cached_property
