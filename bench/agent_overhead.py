@@ -122,6 +122,9 @@ def main(argv=None) -> int:
         raise RuntimeError("timed out waiting for an event")
 
     app_path, from_post, baseline = [], [], []
+    # At the socket, in the order Discux sends them. "answering" goes out once the prompt's
+    # reads are done and the model request is on its way; the first delta follows the model.
+    # Frames read in one batch share a timestamp, so a stage can show 0.
     stages = {"created → agent.status": [], "agent.status → reply row created": [],
               "reply row created → first delta": []}
     warmup = 3
