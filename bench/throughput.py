@@ -9,7 +9,8 @@ real: one member listens on a WebSocket of the room (a separate process, offerin
 permessage-deflate as browsers do) through the app's own server, so every post renders and
 writes its HTML frame; the clock stops when that listener has received the last message, and the
 bench checks it got every one. Baseline, same run, same engine and driver: the same Message rows
-(content_html rendered beforehand), `db.session.add` + one commit each.
+(content_html rendered beforehand), `db.session.add` + one commit each. The two take turns in
+blocks of 100 messages, so both see the same machine load and the same table size.
 
     python -m bench.throughput [--messages 3000] [--engine both|sqlite|mariadb] [--quick]
 """
@@ -40,11 +41,12 @@ def contents(n: int, agent_name: str) -> list[str]:
     return out
 
 
+BLOCK = 100  # messages per turn (see run_engine)
 MARK = re.compile(r"#(\d+)</p>")  # every message ends with its number: "… #123"
 
 
 def listen(port: int, path: str, cookie: str, last: int) -> int:
-    """(Listener process) read the room's socket until message #`last` arrives."""
+    """(Listener process) read the room's socket, saying which message arrived, until #`last`."""
     import select
 
     client = common.WSClient(port, path, cookie=cookie)
@@ -54,8 +56,12 @@ def listen(port: int, path: str, cookie: str, last: int) -> int:
     while last not in seen and not client.eof and time.monotonic() < deadline:
         select.select([client.sock], [], [], 1.0)
         client.read_available()
+        arrived = []
         for _, text in client.texts():
-            seen.update(int(n) for n in MARK.findall(text))
+            arrived += [int(n) for n in MARK.findall(text) if int(n) not in seen]
+            seen.update(arrived)
+        if arrived:
+            print("\n".join(f"at {n}" for n in arrived), flush=True)
     print(f"received {len(seen)}", flush=True)
     client.close()
     return 0
@@ -72,8 +78,17 @@ class Listener:
         if self.proc.stdout.readline().strip() != "ready":
             raise RuntimeError("the listener could not open the room's socket")
 
+    def wait_for(self, number: int) -> None:
+        """Block until message #`number` has reached the listener."""
+        for line in self.proc.stdout:
+            if line.strip() == f"at {number}":
+                return
+            if not line.startswith("at "):
+                break
+        raise RuntimeError(f"the listener stopped before message #{number} arrived")
+
     def received(self) -> int:
-        """Wait until the last message arrived; how many distinct messages the socket got."""
+        """How many distinct messages the socket got (after the last one arrived)."""
         line = self.proc.stdout.readline().strip()
         self.proc.wait(timeout=30)
         return int(line.split()[1]) if line.startswith("received") else 0
@@ -133,20 +148,10 @@ def run_engine(kind: str, count: int, warmup: int) -> dict:
                                             mentions=[]))
             db.session.remove()  # the request ends
 
-        for text in texts[:warmup]:
-            post(text)
-        started = time.perf_counter()
-        for text in texts[warmup:]:
-            post(text)
-        delivered = listener.received()
-        discux_s = time.perf_counter() - started
-        server.shutdown()
-        if delivered != count + warmup:
-            raise RuntimeError(f"the listener got {delivered} of {count + warmup} messages")
-
         # Baseline: the same rows through the ORM, one commit each.
         rows = [(text, render_markdown(text)) for text in texts]
         name = db.session.get(User, user_id).display_name
+        db.session.remove()
 
         def insert(text: str, html: str) -> None:
             db.session.add(Message(id=new_id(), room_id=room_id, content=text, content_html=html,
@@ -154,12 +159,28 @@ def run_engine(kind: str, count: int, warmup: int) -> dict:
                                    status="complete", humans_only=False))
             db.session.commit()
 
-        for text, html in rows[:warmup]:
-            insert(text, html)
-        started = time.perf_counter()
-        for text, html in rows[warmup:]:
-            insert(text, html)
-        raw_s = time.perf_counter() - started
+        for n in range(warmup):
+            post(texts[n])
+            insert(*rows[n])
+        listener.wait_for(warmup - 1)
+        # Blocks of Discux and baseline take turns, so both see the same load on a shared machine
+        # and the same table size. A Discux block ends when the listener has its last message.
+        discux_s = raw_s = 0.0
+        for first in range(warmup, warmup + count, BLOCK):
+            block = range(first, min(first + BLOCK, warmup + count))
+            started = time.perf_counter()
+            for n in block:
+                post(texts[n])
+            listener.wait_for(block[-1])
+            discux_s += time.perf_counter() - started
+            started = time.perf_counter()
+            for n in block:
+                insert(*rows[n])
+            raw_s += time.perf_counter() - started
+        delivered = listener.received()
+        server.shutdown()
+        if delivered != count + warmup:
+            raise RuntimeError(f"the listener got {delivered} of {count + warmup} messages")
         db.session.remove()
         db.engine.dispose()
     return {"engine": engine, "discux": count / discux_s, "raw": count / raw_s,
