@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
@@ -31,8 +32,10 @@ def matcher(query: ParsedQuery) -> re.Pattern[str]:
     return re.compile("|".join(patterns))
 
 
-def _folded_with_offsets(text: str) -> tuple[str, list[int]]:
+def _folded_with_offsets(text: str) -> tuple[str, Sequence[int]]:
     """`text` folded, and for each folded character the index of the character it came from."""
+    if text.isascii():  # most messages: folding is lower-casing, one character for one
+        return text.lower(), range(len(text))
     folded: list[str] = []
     origin: list[int] = []
     for index, char in enumerate(text):
