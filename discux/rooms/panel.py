@@ -100,7 +100,7 @@ def invitations_context(room: Room, participant: RoomParticipant, invite_form=No
         "room": room,
         "allowed": allowed,
         "invitations": invitation_rows(room) if allowed["invite"] else [],
-        "invite_form": invite_form or InviteForm(formdata=None),
+        "invite_form": invite_form or (InviteForm(formdata=None) if allowed["invite"] else None),
         "new_invite_link": new_invite_link,
     }
 
@@ -111,17 +111,23 @@ def room_page_context(room: Room, participant: RoomParticipant, **overrides) -> 
     people = people_of(room, participant)
     allowed = allowed_actions(participant, room)
     agents = agents_of(room)
-    add_agent_form = overrides.pop("add_agent_form", None) or AddAgentForm(formdata=None)
-    add_agent_form.agent_id.choices = [
-        SelectChoice(agent.id, f"{agent.emoji} {agent.name}",
-                     optgroup="Your agents" if agent.created_by == user.id else "Public agents")
-        for agent in (addable_agents(room, user) if allowed["add_agent"] else [])
-    ]
-    transfer_form = overrides.pop("transfer_form", None) or TransferForm(formdata=None)
-    transfer_form.new_owner_id.choices = [
-        SelectChoice(row.user.id, row.user.display_name) for row in people
-        if row.participant.role != "owner"
-    ]
+    # Forms are built only for whoever is shown them (most viewers are plain members).
+    add_agent_form = overrides.pop("add_agent_form", None)
+    if allowed["add_agent"]:
+        add_agent_form = add_agent_form or AddAgentForm(formdata=None)
+        add_agent_form.agent_id.choices = [
+            SelectChoice(agent.id, f"{agent.emoji} {agent.name}",
+                         optgroup="Your agents" if agent.created_by == user.id
+                         else "Public agents")
+            for agent in addable_agents(room, user)
+        ]
+    transfer_form = overrides.pop("transfer_form", None)
+    if allowed["transfer_ownership"]:
+        transfer_form = transfer_form or TransferForm(formdata=None)
+        transfer_form.new_owner_id.choices = [
+            SelectChoice(row.user.id, row.user.display_name) for row in people
+            if row.participant.role != "owner"
+        ]
     context = {
         "room": room,
         "participant": participant,
@@ -129,7 +135,8 @@ def room_page_context(room: Room, participant: RoomParticipant, **overrides) -> 
         "people": people,
         "agents": agents,
         "settings": room.settings,
-        "settings_form": SettingsForm(formdata=None, obj=room.settings),
+        "settings_form": SettingsForm(formdata=None, obj=room.settings)
+        if allowed["edit_settings"] else None,
         "add_agent_form": add_agent_form,
         "transfer_form": transfer_form,
         # A search result's "jump to" brings its own chat column; else the newest page.
