@@ -402,6 +402,26 @@ def test_auto_summary_counts_the_messages_posted_since_the_room_was_last_counted
     assert room.system_notes()[-1].startswith("📝 **Summary**")
 
 
+def test_switching_auto_summary_off_stops_the_summary_that_was_about_to_come(llm_app, fake):
+    room = Room(llm_app)
+    with llm_app.app_context():
+        db.session.execute(sa.update(RoomSettings).values(auto_summarize=True))
+        db.session.commit()
+        owner = db.session.get(User, room.owner_id)
+        for n in range(28):
+            chat_factories.create_message(room.id, owner, f"point {n}")
+    room.post("the 29th message")  # the room is now counted, with auto-summarize on
+    room.wait()
+    response = room.client.post(f"/rooms/{room.id}/settings", data={
+        "csrf_token": room.csrf, "max_agents": "5", "allow_agent_creation": "y"})
+    assert response.status_code == 303
+    room.post("the 30th message")
+    room.wait()
+    assert fake.requests == [] and room.system_notes() == []
+    with llm_app.app_context():
+        assert db.session.scalars(sa.select(RoomBrief)).all() == []
+
+
 def test_summarize_on_demand_and_the_brief_feeds_later_prompts(llm_app, fake):
     room = Room(llm_app)
     room.post("We decided on Postgres.")

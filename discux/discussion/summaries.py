@@ -116,8 +116,9 @@ def write_summary(room_id: str, requested_by: str | None) -> None:
     if room is None:
         return
     brief = current_brief(room_id)
-    if requested_by is None and messages_since_brief(room_id) < SUMMARY_EVERY:
-        return  # another summary got there first
+    if requested_by is None and (not (room.settings and room.settings.auto_summarize)
+                                 or messages_since_brief(room_id) < SUMMARY_EVERY):
+        return  # switched off since it was queued, or another summary got there first
     rows = list(db.session.scalars(
         sa.select(Message).where(Message.room_id == room_id, Message.type != "system",
                                  Message.status == "complete", Message.humans_only.is_(False))

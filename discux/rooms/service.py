@@ -160,6 +160,12 @@ def update_settings(
     settings.allow_agent_creation = bool(allow_agent_creation)
     settings.auto_summarize = bool(auto_summarize)
     db.session.commit()
+    # This worker counts messages towards the next summary in memory: count again from the
+    # new setting (other workers recount within SUMMARY_RECOUNT_SECONDS; the summary itself
+    # checks the setting before it writes).
+    from discux.discussion.engine import engine_for
+
+    engine_for().summary_clock.forget(room.id)
     return settings
 
 
