@@ -148,3 +148,27 @@ def test_a_written_part_of_a_frame_goes_out_before_a_later_write():
     assert bytes(received) == frame + pong
     ours.close()
     theirs.close()
+
+
+def test_a_client_that_answers_pings_stays_and_one_that_does_not_is_closed(make_app, world):
+    from tests.conftest import LiveServer
+
+    quick = LiveServer(make_app(SOCK_SERVER_OPTIONS={"ping_interval": 0.2,
+                                                     "max_message_size": 4096})).start()
+    try:
+        answering = DeflateClient(quick.url, world.room_id, world.member.token)
+        silent = DeflateClient(quick.url, world.room_id, world.owner.token)
+        # The answering client reads (and so answers pings) for several ping intervals.
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            answering.receive(timeout=0.1)
+        # The silent one read nothing meanwhile: the server gave up on it.
+        with pytest.raises(ConnectionError, match="closed 1008"):
+            while True:
+                assert silent.receive(timeout=5) is not None
+        Member(quick.url, world.admin.token).post(world.room_id, "still with us?")
+        event = wait_for_event(answering, lambda e: e["type"] == "message.created")
+        assert event["data"]["content"] == "still with us?"
+        answering.close()
+    finally:
+        quick.stop()

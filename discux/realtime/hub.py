@@ -5,8 +5,8 @@ broker's `deliver` renders an event once per kind of listener and hands it to ev
 room under the room's lock, so every listener receives the room's events in the same order. For a
 socket with nothing queued whose kernel buffer has room, the delivering thread writes the
 (already encoded) frame itself without blocking; otherwise the frame is queued for the socket's
-own handler thread, which also reads what the client sent (woken by the reader thread). Waking a
-thousand threads per event would cost more than the writes. A socket whose queue is full (its
+own handler thread, which also reads what the client sent (it sleeps in `poll` on the socket
+and a wake-up descriptor). Waking a thousand threads per event would cost more than the writes. A socket whose queue is full (its
 client stopped reading) is cut off instead of delaying anyone else.
 """
 
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +37,11 @@ FLUSH = None  # a queue item: finish the frame a direct write could only start
 
 
 class Connection:
-    """One open socket of one member in one room."""
+    """One open socket of one member in one room.
+
+    Its handler thread is both its reader and its writer of last resort: it sleeps in `poll` on
+    the socket and on a wake-up descriptor, so a socket costs one thread, not two
+    (simple-websocket's reader thread is never started, see `server.RoomSocketServer`)."""
 
     def __init__(self, ws: RoomSocketServer, *, room_id: str, user_id: str, user_name: str,
                  fmt: str, may_delete_own: bool, may_delete_any: bool, queue_limit: int):
@@ -55,21 +61,20 @@ class Connection:
         # a list, not a deque: it is only appended to and taken whole (and a deque's first
         # block alone is 600 bytes, per socket)
         self._items: list[tuple[OutboundFrame | None, str | None]] = []
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._wake_read, self._wake_write = wake_up_descriptors()
         # True while the handler thread writes (the replay, or a batch from the queue): frames
         # written from another thread meanwhile would overtake them.
         self._busy = True
-        self._woken = False
         self._closing: tuple[int, str] | None = None
         self.aborted = False
-        ws.on_input = self.wake
 
     def offer(self, frame: OutboundFrame, message_id: str | None = None) -> bool:
         """Send or queue a frame; False when the queue is full (the client is not keeping up).
 
         Written straight from the caller's thread only when nothing is queued and the handler
         thread is not writing, so a frame never overtakes an earlier one."""
-        with self._cond:
+        with self._lock:
             if self._closing or self.aborted:
                 return True
             if not self._items and not self._busy:
@@ -84,78 +89,115 @@ class Connection:
                     # The kernel took part of the frame; the socket keeps the rest, which the
                     # handler thread writes before anything queued after it.
                     self._items.append((FLUSH, None))
-                    self._cond.notify()
+                    self._wake()
                     return True
             if len(self._items) >= self.queue_limit:
                 return False
             self._items.append((frame, message_id))
-            self._cond.notify()
+            self._wake()
         return True
 
-    def wake(self) -> None:
-        with self._cond:
-            self._woken = True
-            self._cond.notify()
+    def _wake(self) -> None:
+        """Wake the handler thread (the caller holds `_lock`, so the descriptor is still open)."""
+        if self._wake_write >= 0:
+            with contextlib.suppress(OSError):  # already signalled and not yet read: fine
+                os.write(self._wake_write, WAKE)
 
     def request_close(self, code: int, reason: str) -> None:
         """Ask the writer to close politely after what is already queued."""
-        with self._cond:
+        with self._lock:
             if self._closing is None:
                 self._closing = (code, reason)
-            self._cond.notify()
+            self._wake()
 
     def abort(self) -> None:
         """Cut a client that stopped reading; it reconnects and replays what it missed."""
         self.aborted = True
         self.ws.abort()
-        self.wake()
+        with self._lock:
+            self._wake()
 
-    def _take(self, timeout: float):
-        with self._cond:
-            self._cond.wait_for(lambda: self._items or self._woken or self._closing, timeout)
+    def _take(self):
+        with self._lock:
             items, self._items = self._items, []
-            self._woken = False
             self._busy = bool(items)
             return items, self._closing
 
     def _done_writing(self) -> None:
-        with self._cond:
+        with self._lock:
             self._busy = bool(self._items)
 
     def serve(self, on_client_frame) -> None:
         """Write queued frames and read client frames until the socket ends."""
         from simple_websocket import ConnectionClosed
 
+        ws = self.ws
+        poller = select.poll()
+        poller.register(ws.sock.fileno(), select.POLLIN)
+        poller.register(self._wake_read, select.POLLIN)
+        ping_every = ws.ping_interval
+        next_ping = time.monotonic() + ping_every if ping_every else None
         try:
             self._done_writing()  # the replay is out: other threads may write directly now
             while not self.aborted:
-                items, closing = self._take(timeout=30.0)
+                wait = None if next_ping is None else max(0.0, next_ping - time.monotonic())
+                for fd, _ in poller.poll(None if wait is None else wait * 1000):
+                    if fd == self._wake_read:
+                        with contextlib.suppress(OSError):
+                            os.read(self._wake_read, 64)
+                    elif not ws.read_input():
+                        return
+                items, closing = self._take()
                 for frame, message_id in items:
                     if message_id is not None and message_id in self.replayed:
                         self.replayed.discard(message_id)  # the replay sent it already
                         continue
                     if frame is FLUSH:
-                        self.ws.flush()
+                        ws.flush()
                     else:
-                        self.ws.send_frame(frame)
+                        ws.send_frame(frame)
                 self._done_writing()
-                while closing is None:
-                    data = self.ws.receive(timeout=0)
-                    if data is None:
-                        break
-                    on_client_frame(self, data)
+                while closing is None and ws.input_buffer:
+                    on_client_frame(self, ws.input_buffer.pop(0))
                     closing = self._closing
                 if closing is not None:
-                    self.ws.close(reason=closing[0], message=closing[1])
+                    ws.close(reason=closing[0], message=closing[1])
                     return
-                if not self.ws.connected:
+                if not ws.connected:
                     return
+                if next_ping is not None and time.monotonic() >= next_ping:
+                    if not ws.ping():
+                        return
+                    next_ping = time.monotonic() + ping_every
         except (ConnectionClosed, OSError):
             return
+
+    def release(self) -> None:
+        """Close the wake-up descriptors and the TCP socket (the handler is done with them)."""
+        with self._lock:
+            for fd in {self._wake_read, self._wake_write}:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._wake_read = self._wake_write = -1
+        self.ws.end()
 
     def send_now(self, text: str) -> None:
         """Write directly; only the connection's own thread calls this (the replay)."""
         self.ws.send_frame(OutboundFrame(text))
+
+
+WAKE = (1).to_bytes(8, "little")  # what an eventfd takes (a pipe takes anything)
+
+
+def wake_up_descriptors() -> tuple[int, int]:
+    """(read end, write end): one eventfd on Linux, else a pipe; both non-blocking."""
+    if hasattr(os, "eventfd"):
+        fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        return fd, fd
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    os.set_blocking(write_end, False)
+    return read_end, write_end
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """simple-websocket's Server with what a broadcasting room needs (NOTES.md, WebSockets):
 
-- every write to the TCP socket (our frames, and the reader thread's pongs, pings and close
-  replies) goes through one lock with `sendall`, so frames never interleave or go out half-sent;
-- the reader thread wakes the connection's writer when a client frame arrives or the socket ends,
-  so one thread per socket both writes and reads (no third thread);
+- every write to the TCP socket (our frames, pongs, pings and close replies) goes through one
+  lock with `sendall`, so frames never interleave or go out half-sent; the rest of a frame a
+  non-blocking write could only start goes out before anything else;
+- simple-websocket's reader thread is never started: the connection's handler thread reads too
+  (`read_input`, `ping`, see `hub.Connection.serve`), so a socket costs one thread, not two;
 - a frame is encoded once per broadcast and the same bytes are written to every socket with the
   same negotiated parameters (server frames are unmasked, so they are identical). Browsers offer
   permessage-deflate; the handshake accepts it with `server_no_context_takeover`, so each
@@ -17,17 +18,19 @@ flask-sock builds `flask_sock.Server`; `install()` points it at this class.
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+import time
 from functools import cached_property
 
 import flask_sock
 from simple_websocket import ConnectionClosed, Server
-from wsproto.events import AcceptConnection, Request
+from wsproto.events import AcceptConnection, Ping, Request
 from wsproto.extensions import PerMessageDeflate
-from wsproto.frame_protocol import FrameProtocol
+from wsproto.frame_protocol import CloseReason, FrameProtocol
+from wsproto.utilities import LocalProtocolError
 
 SOCKET_KEYS = ("werkzeug.socket", "gunicorn.socket")
 NO_WAIT = getattr(socket, "MSG_DONTWAIT", None)
@@ -148,8 +151,10 @@ class RoomSocketServer(Server):
             raw = environ.get(key)
             if raw is not None and not isinstance(raw, LockedSocket):
                 environ[key] = LockedSocket(raw)
-        # Called from the reader thread when a client frame arrives or the socket ends.
-        self.on_input: Callable[[], None] | None = None
+        # The connection's handler thread reads (hub.Connection.serve): no reader thread, no
+        # per-socket Event or selector.
+        kwargs["thread_class"] = _NoReaderThread
+        kwargs["event_class"] = _NoEvent
         super().__init__(environ, *args, **kwargs)
 
     # ---- writes: all under the socket's lock ----
@@ -242,20 +247,74 @@ class RoomSocketServer(Server):
         self.connected = False
         self.sock.abort()
 
-    # ---- the reader thread ----
+    # ---- reading, from the connection's handler thread ----
+    def read_input(self) -> bool:
+        """Take in what the client sent (the socket is readable): complete messages land in
+        `input_buffer`, pings are answered, a close is replied to. False once the socket ended."""
+        try:
+            data = self.sock.recv(self.receive_bytes)
+            if not data:
+                raise ConnectionResetError
+            self.ws.receive_data(data)
+            self.connected = self._handle_events()
+        except (OSError, LocalProtocolError):
+            self.connected = False
+        return self.connected
+
     def _handle_events(self):
         with self.sock.lock:
-            keep_going = super()._handle_events()
-        if self.on_input is not None and (self.input_buffer or not keep_going):
-            self.on_input()
-        return keep_going
+            return super()._handle_events()
 
-    def _thread(self):
-        try:
-            super()._thread()
-        finally:
-            if self.on_input is not None:
-                self.on_input()
+    def ping(self) -> bool:
+        """Ping the client; close it (False) if it did not answer the previous ping."""
+        if not self.pong_received:
+            self.close(reason=CloseReason.POLICY_VIOLATION, message="Ping/Pong timeout")
+            return False
+        self.pong_received = False
+        with self.sock.lock:
+            self.sock.send(self.ws.send(Ping()))
+        return True
+
+    def end(self, linger: float = 1.0) -> None:
+        """Close the TCP socket (simple-websocket's reader thread did this when it stopped).
+
+        Our close frame is followed by a FIN, and what the client still sends (its close reply)
+        is read for up to `linger` seconds first: closing a socket with unread input sends a
+        reset, which can make the client lose the close frame and its code."""
+        self.connected = False
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+            poller = select.poll()
+            poller.register(self.sock.fileno(), select.POLLIN)
+            deadline = time.monotonic() + linger
+            while (left := deadline - time.monotonic()) > 0 and poller.poll(left * 1000):
+                if not self.sock.recv(4096):
+                    break
+        # Under the lock: a delivering thread never writes to a descriptor number that another
+        # connection may already have been given.
+        with self.sock.lock, contextlib.suppress(OSError):
+            self.sock.close()
+
+
+class _NoReaderThread:
+    """What simple-websocket starts to read a socket: nothing (see `read_input`)."""
+
+    name = "discux-socket"
+
+    def __init__(self, target=None):
+        pass
+
+    def start(self) -> None:
+        pass
+
+
+class _NoEvent:
+    """simple-websocket's `receive()` waits on an Event the reader thread sets; nobody calls
+    `receive()` on a room socket, so a per-socket Event would be dead weight."""
+
+    @staticmethod
+    def set() -> None:
+        pass
 
 
 def install() -> None:

@@ -105,20 +105,23 @@ def room_socket(ws, room_id: str):
         may_delete_own=info.may_delete_own, may_delete_any=info.may_delete_any,
         queue_limit=hub.queue_limit,
     )
-    if not hub.register(conn):
-        ws.close(reason=CLOSE_TRY_AGAIN, message="This server has too many open connections; "
-                                                 "try again shortly.")
-        return
     try:
-        if info.after:
-            replay(conn, info.after)
-        send_presence(conn, hub)
-        # A socket lives for hours: give its database connection back to the pool now.
-        db.session.remove()
-        budget = FrameBudget()
-        conn.serve(lambda c, data: on_client_frame(hub, c, data, budget))
+        if not hub.register(conn):
+            ws.close(reason=CLOSE_TRY_AGAIN, message="This server has too many open connections; "
+                                                     "try again shortly.")
+            return
+        try:
+            if info.after:
+                replay(conn, info.after)
+            send_presence(conn, hub)
+            # A socket lives for hours: give its database connection back to the pool now.
+            db.session.remove()
+            budget = FrameBudget()
+            conn.serve(lambda c, data: on_client_frame(hub, c, data, budget))
+        finally:
+            hub.unregister(conn)
     finally:
-        hub.unregister(conn)
+        conn.release()
 
 
 def replay(conn: Connection, after: str) -> None:
