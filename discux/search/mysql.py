@@ -315,8 +315,16 @@ def _short_matches(plan: Plan, room_ids: Sequence[str]
 
 
 def _ranked_short(plan: Plan, room_ids: Sequence[str], offset: int, limit: int) -> Found:
-    statement, message_id, occurrences = _short_matches(plan, room_ids)
-    ranked = (statement.order_by(occurrences.desc(), message_id.desc())
+    """Most occurrences first: each room's best `offset + limit + 1`, read in order from the
+    (token, room_id, occurrences) index, merged; the cost follows the page, not the matches."""
+    per_room = []
+    for room_id in room_ids:
+        statement, message_id, occurrences = _short_matches(plan, [room_id])
+        per_room.append(statement.add_columns(occurrences.label("score"))
+                        .order_by(occurrences.desc(), message_id.desc())
+                        .limit(offset + limit + 1))
+    merged = sa.union_all(*per_room).subquery("merged")
+    ranked = (sa.select(merged.c.id).order_by(merged.c.score.desc(), merged.c.id.desc())
               .offset(offset).limit(limit + 1))
     rows = _run_time_limited_rows(ranked)
     if rows is None:

@@ -2,10 +2,10 @@
 index leaves out with its default innodb_ft_min_token_size of 3.
 
 `messages_fts_short` holds one row per (two-letter word, message) with how often the word
-occurs; its primary key (token, room_id, message_id) answers "AI" in a user's rooms newest first
-or by occurrences from the index alone, instead of a REGEXP scan of recent history. Triggers keep
-it in sync (a stored procedure splits the text into words with the same letter/digit classes as
-discux/search/mysql.py's REGEXPs); a deleted message's rows go with it by ON DELETE CASCADE, which
+occurs; its primary key (token, room_id, message_id) answers "AI" in a user's rooms newest first,
+and (token, room_id, occurrences) by occurrences, from the index alone instead of a REGEXP scan
+of recent history. Triggers keep it in sync (a stored procedure splits the text into words with
+the same letter/digit classes as discux/search/mysql.py's REGEXPs); a deleted message's rows go with it by ON DELETE CASCADE, which
 also covers messages deleted by a room's cascade (InnoDB cascades fire no triggers). Messages
 still being streamed are indexed once complete, as search skips them anyway.
 
@@ -38,6 +38,8 @@ _CREATE = [
         occurrences SMALLINT UNSIGNED NOT NULL,
         PRIMARY KEY (token, room_id, message_id),
         KEY idx_messages_fts_short_message (message_id),
+        -- Ranked: InnoDB appends message_id, so a room's most occurrences come in key order.
+        KEY idx_messages_fts_short_rank (token, room_id, occurrences),
         CONSTRAINT fk_messages_fts_short_message FOREIGN KEY (message_id)
             REFERENCES messages (id) ON DELETE CASCADE
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
