@@ -2,14 +2,14 @@
 
     gunicorn -c gunicorn.conf.py            # binds 127.0.0.1:8000, app:app
 
-Why these numbers: flask-sock keeps a worker thread for the whole life of a socket (and
-simple-websocket adds a reader thread of its own), so one worker serves at most `threads`
-sockets and requests together. Discux refuses sockets beyond DISCUX_MAX_SOCKETS per worker
+Why these numbers: flask-sock keeps a worker thread for the whole life of a socket (Discux reads
+the socket from that same thread: no second reader thread), so one worker serves at most
+`threads` sockets and requests together. Discux refuses sockets beyond DISCUX_MAX_SOCKETS per worker
 at once with close code 1013 (clients retry with backoff). For that refusal to be immediate, a
 worker needs a free thread to run it: threads = DISCUX_MAX_SOCKETS + DISCUX_HTTP_THREADS (for
 ordinary requests and the refusals), and worker_connections above that, or new connections
 would wait unaccepted, which is the silent hang NOTES.md warns about. Idle threads cost little
-memory; a socket costs ~60 KB.
+memory; an open socket costs ~60 KiB of worker RSS.
 
 Several workers (or hosts) need Redis (DISCUX_REDIS_URL) so a message posted to one worker
 reaches sockets held by another. See docs/deployment.md for the nginx lines.
