@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-import sqlalchemy as sa
 from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import escape
@@ -15,7 +14,7 @@ from discux.extensions import csrf, db, limiter
 from discux.messages import service
 from discux.messages.history import ID_PATTERN, composer_context, earlier_context, message_view
 from discux.models import Room, RoomParticipant
-from discux.rooms.permissions import can
+from discux.rooms.permissions import can, room_and_membership
 
 bp = Blueprint("messages", __name__)
 
@@ -35,12 +34,7 @@ def _room_of_member(room_id: str) -> tuple[Room, RoomParticipant]:
         if _is_htmx():
             abort(make_response("", 401, {"HX-Redirect": login}))
         abort(redirect(login))
-    # One query for both: every post starts here.
-    found = db.session.execute(
-        sa.select(Room, RoomParticipant)
-        .join(RoomParticipant, RoomParticipant.room_id == Room.id)
-        .where(Room.id == room_id, RoomParticipant.user_id == current_user.id)
-    ).first()
+    found = room_and_membership(current_user, room_id)  # one query: every post starts here
     if found is None or not can(found[1], "view", found[0]):
         abort(404)
     return found[0], found[1]

@@ -8,9 +8,8 @@ from flask import abort, redirect, request, url_for
 from flask_login import current_user
 
 from discux.errors import Forbidden
-from discux.extensions import db
 from discux.models import Room, RoomParticipant, User
-from discux.rooms.permissions import can, membership, refusal
+from discux.rooms.permissions import can, refusal, room_and_membership
 
 
 def sign_in_required(view):
@@ -42,12 +41,10 @@ def room_for(user: User | None, room_id: str, action: str = "view") -> tuple[Roo
     Unknown rooms and rooms the user is not in abort with 404 (their existence is not
     revealed); a member who may not do `action` gets a 403 saying why.
     """
-    participant = membership(user, room_id)
-    if participant is None:
+    found = room_and_membership(user, room_id)
+    if found is None:
         abort(404)
-    room = db.session.get(Room, room_id)
-    if room is None:
-        abort(404)
+    room, participant = found
     if not can(participant, action, room):
         raise Forbidden(refusal(action, room))
     return room, participant

@@ -60,6 +60,18 @@ def membership(user: User | None, room_id: str) -> RoomParticipant | None:
     )
 
 
+def room_and_membership(user: User | None, room_id: str) -> tuple[Room, RoomParticipant] | None:
+    """The room and the user's participant row in it, in one query; None if either is missing."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    found = db.session.execute(
+        sa.select(Room, RoomParticipant)
+        .join(RoomParticipant, RoomParticipant.room_id == Room.id)
+        .where(Room.id == room_id, RoomParticipant.user_id == user.id)
+    ).first()
+    return (found[0], found[1]) if found else None
+
+
 def can(participant: RoomParticipant | None, action: str, room: Room) -> bool:
     """May the holder of `participant` (None = not a member) do `action` in `room`?"""
     if action not in ACTIVE_RULES:
