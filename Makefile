@@ -45,7 +45,8 @@ lint: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.throughput
 	$(BIN)/python -m bench.room_page
-	$(BIN)/python -m bench.agent_overhead
+	$(BIN)/python -m bench.agent_overhead --engine sqlite
+	$(BIN)/python -m bench.agent_overhead --engine mariadb
 	$(BIN)/python -m bench.fanout
 	$(BIN)/python -m bench.sockets
 	$(BIN)/python -m bench.search
