@@ -20,7 +20,9 @@ def publish(room_id: str, type: str, data: dict, html: str | None = None) -> Non
     JSON sockets get the event as is. HTML sockets get `html` when given (the same markup for
     everyone, e.g. a pre-rendered fragment); otherwise a frame rendered from `data` by
     `discux.realtime.frames` (message events carry a message payload, see
-    `discux.messages.service.message_payload`). Call it after the database commit.
+    `discux.messages.service.message_payload`). Call it after the database commit; the one
+    exception is an agent reply's empty streaming placeholder (`discussion.engine.run_reply`
+    announces it while its commit runs, and publishes `message.deleted` if that fails).
     """
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type!r}; one of {sorted(EVENT_TYPES)}")
