@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 import time
 import zlib
 
@@ -153,13 +154,14 @@ def test_a_written_part_of_a_frame_goes_out_before_a_later_write():
 def test_a_client_that_answers_pings_stays_and_one_that_does_not_is_closed(make_app, world):
     from tests.conftest import LiveServer
 
-    quick = LiveServer(make_app(SOCK_SERVER_OPTIONS={"ping_interval": 0.2,
+    quick = LiveServer(make_app(SOCK_SERVER_OPTIONS={"ping_interval": 0.5,
                                                      "max_message_size": 4096})).start()
     try:
+        admin = Member(quick.url, world.admin.token)  # signs in now: no HTTP while pinged
         answering = DeflateClient(quick.url, world.room_id, world.member.token)
         silent = DeflateClient(quick.url, world.room_id, world.owner.token)
         # The answering client reads (and so answers pings) for several ping intervals.
-        deadline = time.monotonic() + 1.5
+        deadline = time.monotonic() + 2.5
         while time.monotonic() < deadline:
             answering.receive(timeout=0.1)
         # The silent one read nothing meanwhile: the server gave up on it. The answering one
@@ -169,8 +171,13 @@ def test_a_client_that_answers_pings_stays_and_one_that_does_not_is_closed(make_
             while time.monotonic() < deadline:
                 silent.receive(timeout=0.05)
                 answering.receive(timeout=0.05)
-        Member(quick.url, world.admin.token).post(world.room_id, "still with us?")
-        event = wait_for_event(answering, lambda e: e["type"] == "message.created")
+        # Posted from another thread so the answering client never stops reading (a post can
+        # take longer than the 0.5 s ping interval on a busy machine).
+        poster = threading.Thread(target=admin.post,
+                                  args=(world.room_id, "still with us?"))
+        poster.start()
+        event = wait_for_event(answering, lambda e: e["type"] == "message.created", timeout=15)
+        poster.join()
         assert event["data"]["content"] == "still with us?"
         answering.close()
     finally:
