@@ -355,14 +355,20 @@ def test_monthly_quota_refuses_the_message_and_wakes_no_agent(llm_app, fake):
     assert len(fake.requests) == 1
 
 
-def test_auto_summary_after_thirty_messages_updates_the_brief(llm_app, fake):
-    room = Room(llm_app)
-    with llm_app.app_context():
+def room_with_auto_summary(app, earlier_messages: int) -> Room:
+    """A room with auto-summarize on and `earlier_messages` messages ("point 0", …) already in."""
+    room = Room(app)
+    with app.app_context():
         db.session.execute(sa.update(RoomSettings).values(auto_summarize=True))
         db.session.commit()
         owner = db.session.get(User, room.owner_id)
-        for n in range(29):
+        for n in range(earlier_messages):
             chat_factories.create_message(room.id, owner, f"point {n}")
+    return room
+
+
+def test_auto_summary_after_thirty_messages_updates_the_brief(llm_app, fake):
+    room = room_with_auto_summary(llm_app, earlier_messages=29)
     fake.queue(FakeReply(text="## Decisions\n- Ship Friday (#2)\n## Open questions\nNone yet.\n"
                               "## Action items\n- Ana: write notes (#1)"))
     room.post("the 30th message")
@@ -384,13 +390,7 @@ def test_auto_summary_after_thirty_messages_updates_the_brief(llm_app, fake):
 def test_auto_summary_counts_the_messages_posted_since_the_room_was_last_counted(llm_app, fake):
     # The 29th and 30th messages are posted: the first is counted in the database, the second
     # only in memory, and the summary still comes at the 30th.
-    room = Room(llm_app)
-    with llm_app.app_context():
-        db.session.execute(sa.update(RoomSettings).values(auto_summarize=True))
-        db.session.commit()
-        owner = db.session.get(User, room.owner_id)
-        for n in range(28):
-            chat_factories.create_message(room.id, owner, f"point {n}")
+    room = room_with_auto_summary(llm_app, earlier_messages=28)
     fake.queue(FakeReply(text="## Decisions\n- Ship Friday (#2)"))
     room.post("the 29th message")
     room.wait()
@@ -403,13 +403,7 @@ def test_auto_summary_counts_the_messages_posted_since_the_room_was_last_counted
 
 
 def test_switching_auto_summary_off_stops_the_summary_that_was_about_to_come(llm_app, fake):
-    room = Room(llm_app)
-    with llm_app.app_context():
-        db.session.execute(sa.update(RoomSettings).values(auto_summarize=True))
-        db.session.commit()
-        owner = db.session.get(User, room.owner_id)
-        for n in range(28):
-            chat_factories.create_message(room.id, owner, f"point {n}")
+    room = room_with_auto_summary(llm_app, earlier_messages=28)
     room.post("the 29th message")  # the room is now counted, with auto-summarize on
     room.wait()
     response = room.client.post(f"/rooms/{room.id}/settings", data={

@@ -13,7 +13,6 @@ from datetime import datetime
 from functools import cached_property
 
 import nh3
-from flask import render_template
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
 from pygments import highlight
@@ -211,12 +210,3 @@ def day_of(timestamp: datetime | None) -> str:
 def day_label_of(timestamp: datetime | None) -> str:
     """The day as separators and tooltips print it, "Wednesday 25 November 2026"."""
     return f"{timestamp:%A} {timestamp.day} {timestamp:%B %Y}" if timestamp else ""
-
-
-def render_message(view: MessageView, *, own: bool, can_delete: bool, csrf: str | None = None,
-                   oob: str | None = None) -> str:
-    """The message partial; `oob` (e.g. "outerHTML") marks it for an out-of-band swap."""
-    return render_template(
-        "messages/_message.html", message=view, own=own, can_delete=can_delete, csrf=csrf,
-        oob=oob,
-    )

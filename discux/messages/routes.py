@@ -9,7 +9,7 @@ from flask_login import current_user
 from markupsafe import escape
 
 from discux.discussion.engine import on_user_message
-from discux.errors import DiscuxError, Forbidden
+from discux.errors import DiscuxError
 from discux.extensions import csrf, db, limiter
 from discux.messages import service
 from discux.messages.history import ID_PATTERN, composer_context, earlier_context, message_view
@@ -108,11 +108,7 @@ def confirm_delete(room_id: str, message_id: str):
     """Without JavaScript, a message's Delete button opens this: the message and a real form."""
     room, participant = _room_of_member(room_id)
     view = message_view(room.id, message_id) if ID_PATTERN.match(message_id) else None
-    if view is None:
-        raise service.MessageNotFound("That message does not exist (it may already be deleted).")
-    if not service.may_delete(view, participant, room):
-        raise Forbidden("You can delete your own messages; only the room's owner and admins "
-                        "can delete other people's.")
+    service.require_may_delete(view, participant, room)
     own = view.type == "user" and view.sender_id == participant.user_id
     return render_template("messages/delete.html", room=room, message=view, own=own)
 

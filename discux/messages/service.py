@@ -174,16 +174,22 @@ def may_delete(message: Message | MessageView, participant: RoomParticipant | No
     return can(participant, "delete_any_message", room)
 
 
+def require_may_delete(message, participant: RoomParticipant | None, room: Room) -> None:
+    """Raise unless `message` (a Message or a chat-column row; None if missing) exists and the
+    participant may delete it."""
+    if message is None:
+        raise MessageNotFound("That message does not exist (it may already be deleted).")
+    if not may_delete(message, participant, room):
+        raise Forbidden("You can delete your own messages; only the room's owner and admins "
+                        "can delete other people's.")
+
+
 def delete_message(user: User, room: Room, message_id: str) -> None:
     """Delete a message of `room` if `user` may, and remove it from every screen."""
     message = db.session.scalar(
         sa.select(Message).where(Message.id == message_id, Message.room_id == room.id)
     )
-    if message is None:
-        raise MessageNotFound("That message does not exist (it may already be deleted).")
-    if not may_delete(message, membership(user, room.id), room):
-        raise Forbidden("You can delete your own messages; only the room's owner and admins "
-                        "can delete other people's.")
+    require_may_delete(message, membership(user, room.id), room)
     db.session.delete(message)
     db.session.commit()
     publish(room.id, "message.deleted", {"id": message_id})

@@ -85,7 +85,7 @@ def json_event(kind: str, room_id: str, data: dict) -> str:
 def message_html(env: Environment, view: MessageView, own: bool, can_delete: bool,
                  oob: str | None = None) -> str:
     return env.get_template("messages/_message.html").render(
-        message=view, own=own, can_delete=can_delete, csrf=None, oob=oob
+        message=view, own=own, can_delete=can_delete, oob=oob
     )
 
 
