@@ -10,8 +10,9 @@ from wtforms.fields.choices import SelectChoice
 
 from discux.discussion.briefs import current_brief
 from discux.extensions import db
+from discux.ids import utcnow
 from discux.invitations.forms import InviteForm
-from discux.invitations.service import invitations_for, status_of
+from discux.invitations.service import status_of
 from discux.messages.history import chat_context
 from discux.models import Agent, Room, RoomAgent, RoomInvitation, RoomParticipant, User
 from discux.realtime import presence_states
@@ -53,6 +54,17 @@ _AGENTS = (sa.select(RoomAgent, Agent, _ADDED_BY)
            .outerjoin(_ADDED_BY, _ADDED_BY.id == RoomAgent.added_by)
            .where(RoomAgent.room_id == sa.bindparam("room_id"))
            .order_by(RoomAgent.added_at, RoomAgent.id))
+_VIEWER = sa.bindparam("user_id")
+_ADDABLE = (sa.select(Agent.id, Agent.name, Agent.emoji, Agent.created_by)
+            .where(agents_user_may_add(_VIEWER),
+                   Agent.id.not_in(sa.select(RoomAgent.agent_id)
+                                   .where(RoomAgent.room_id == sa.bindparam("room_id"))))
+            .order_by((Agent.created_by == _VIEWER).desc(), Agent.name))
+_INVITER = sa.orm.aliased(User, name="inviter")
+_INVITATIONS = (sa.select(RoomInvitation, _INVITER)
+                .outerjoin(_INVITER, _INVITER.id == RoomInvitation.invited_by)
+                .where(RoomInvitation.room_id == sa.bindparam("room_id"))
+                .order_by(RoomInvitation.id.desc()))
 
 
 def people_of(room: Room, viewer: RoomParticipant) -> list[PersonRow]:
@@ -69,27 +81,17 @@ def agents_of(room: Room) -> list[AgentRow]:
     return [AgentRow(ra, agent, user) for ra, agent, user in rows]
 
 
-def addable_agents(room: Room, user: User) -> list[Agent]:
-    """The viewer's own agents and public ones that are not in the room yet."""
-    in_room = sa.select(RoomAgent.agent_id).where(RoomAgent.room_id == room.id)
-    return list(
-        db.session.scalars(
-            sa.select(Agent)
-            .where(agents_user_may_add(user), Agent.id.not_in(in_room))
-            .order_by((Agent.created_by == user.id).desc(), Agent.name)
-        )
-    )
+def addable_agents(room: Room, user: User) -> list[sa.Row]:
+    """The viewer's own agents and public ones that are not in the room yet (id, name, emoji,
+    created_by), the viewer's first."""
+    return list(db.session.execute(_ADDABLE, {"room_id": room.id, "user_id": user.id}))
 
 
 def invitation_rows(room: Room) -> list[InvitationRow]:
-    invitations = invitations_for(room)
-    inviters = {
-        user.id: user
-        for user in db.session.scalars(
-            sa.select(User).where(User.id.in_({i.invited_by for i in invitations}))
-        )
-    } if invitations else {}
-    return [InvitationRow(i, status_of(i), inviters.get(i.invited_by)) for i in invitations]
+    """Every invitation of the room, newest first, with its status and who made it."""
+    now = utcnow()
+    return [InvitationRow(invitation, status_of(invitation, now), inviter)
+            for invitation, inviter in db.session.execute(_INVITATIONS, {"room_id": room.id})]
 
 
 def invitations_context(room: Room, participant: RoomParticipant, invite_form=None,

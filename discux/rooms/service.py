@@ -183,9 +183,10 @@ def member_count(room: Room) -> int:
     )
 
 
-def agents_user_may_add(user: User) -> sa.ColumnElement[bool]:
-    """The rule for which agents a user may bring into a room: their own, or public ones."""
-    return sa.or_(Agent.created_by == user.id, Agent.is_public.is_(True))
+def agents_user_may_add(user_id: str | sa.BindParameter) -> sa.ColumnElement[bool]:
+    """The rule for which agents a user (their id, or a bound parameter standing for it) may
+    bring into a room: their own, or public ones."""
+    return sa.or_(Agent.created_by == user_id, Agent.is_public.is_(True))
 
 
 def add_agent_to_room(actor: User, room: Room, agent: Agent) -> RoomAgent:
