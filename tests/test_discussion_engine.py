@@ -323,8 +323,9 @@ def test_humans_only_messages_are_never_sent_to_agents(llm_app, fake):
     assert "secret salary" not in json.dumps(fake.requests)
 
 
-def test_an_agent_over_its_rate_limit_waits_and_then_answers(llm_app, fake):
+def test_an_agent_over_its_rate_limit_waits_and_then_answers(llm_app, fake, room_socket):
     room = Room(llm_app)
+    ws = room_socket(room)
     from datetime import timedelta
 
     from discux.ids import utcnow
@@ -337,9 +338,101 @@ def test_an_agent_over_its_rate_limit_waits_and_then_answers(llm_app, fake):
             timestamp=utcnow() - timedelta(seconds=59.2)))
         db.session.commit()
     room.post("@Nova one more")
+    status = ws_client.wait_for_event(ws, lambda e: e["type"] == "agent.status")
+    assert (status["data"]["state"], status["data"]["agent"]) == ("waiting", "Nova")
     room.wait(timeout=15)
     assert room.replies()[-1][0] == "Nova"
     assert len(room.replies()) == 11
+
+
+def test_an_agent_one_reply_short_of_its_rate_limit_answers_at_once(llm_app, fake, room_socket):
+    # The replies were written by "another worker": only the database knows of them.
+    room = Room(llm_app)
+    ws = room_socket(room)
+    with llm_app.app_context():
+        nova = db.session.get(Agent, room.agents["Nova"])
+        for _ in range(9):
+            chat_factories.create_message(room.id, nova, "earlier")
+    room.post("@Nova one more")
+    status = ws_client.wait_for_event(ws, lambda e: e["type"] == "agent.status")
+    assert status["data"]["state"] == "answering"
+    room.wait()
+    assert len(room.replies()) == 10
+
+
+def test_the_next_prompt_sees_a_renamed_person_a_new_member_and_a_new_brief(llm_app, fake):
+    room = Room(llm_app)
+    room.post("@Nova hello")
+    room.wait()
+    first = fake.requests[-1]["messages"][0]["content"]
+    assert "People in this room: Ana." in first and "Room brief" not in first
+    # Changed behind this worker's back, as another worker (or a direct edit) would.
+    with llm_app.app_context():
+        db.session.execute(sa.update(User).where(User.id == room.owner_id).values(name="Ana B."))
+        db.session.add(RoomBrief(room_id=room.id, version=1, content="Ship on Friday.",
+                                 content_html="<p>Ship on Friday.</p>", source="human"))
+        db.session.commit()
+        chat_factories.add_member(room.id, factories.create_user(name="Bo"))
+    room.post("@Nova again")
+    room.wait()
+    second = fake.requests[-1]["messages"][0]["content"]
+    assert "People in this room: Ana B., Bo." in second
+    assert "Room brief (the room's long-term memory, version 1)" in second
+    assert "Ship on Friday." in second
+    with llm_app.app_context():
+        db.session.add(RoomBrief(room_id=room.id, version=2, content="Ship on Monday.",
+                                 content_html="<p>Ship on Monday.</p>", source="human"))
+        db.session.commit()
+    room.post("@Nova and now?")
+    room.wait()
+    third = fake.requests[-1]["messages"][0]["content"]
+    assert "version 2)" in third and "Ship on Monday." in third
+    assert "Ship on Friday." not in third
+    reply = [m for m in room.messages() if m.type == "agent"][-1]
+    assert json.loads(reply.context_receipt)["brief_version"] == 2
+
+
+def test_history_is_sent_oldest_first_with_the_agents_own_replies_as_its_own(llm_app, fake):
+    room = Room(llm_app)
+    fake.respond_with(by_agent({"Nova": "Nova's first answer.", "Scout": "Scout's view."}))
+    room.post("@Nova first")
+    room.wait()
+    room.post("Just a note.", humans_only=True)
+    room.post("@Scout your view?")
+    room.wait()
+    room.post("@Nova and you?")
+    room.wait()
+    history = fake.requests[-1]["messages"][1:]
+    assert history == [
+        {"role": "user", "content": "Ana: @Nova first"},
+        {"role": "assistant", "content": "Nova's first answer."},
+        {"role": "user", "content": "Ana: @Scout your view?"},
+        {"role": "user", "content": "Scout (agent): Scout's view."},
+        {"role": "user", "content": "Ana: @Nova and you?"},
+    ]
+
+
+def test_history_is_the_newest_twenty_four_messages_with_content(llm_app, fake):
+    room = Room(llm_app)
+    with llm_app.app_context():
+        ana = db.session.get(User, room.owner_id)
+        nova = db.session.get(Agent, room.agents["Nova"])
+        stored = [chat_factories.create_message(room.id, ana, f"m{n}") for n in range(30)]
+        # Stopped before a word came, or nothing but whitespace: nothing to show the model.
+        for blank in ("", "   ", "\n\t", "", " \n "):
+            chat_factories.create_message(room.id, nova, blank, status="stopped")
+            stored.append(chat_factories.create_message(room.id, ana, f"after blank {blank!r}"))
+        cut_before = stored[-24].id  # the newest 23 stored messages and the question fit
+    room.post("@Nova how many?")
+    room.wait()
+    history = fake.requests[-1]["messages"][1:]
+    assert len(history) == 24
+    assert history[0] == {"role": "user", "content": "Ana: m12"}
+    assert history[-1] == {"role": "user", "content": "Ana: @Nova how many?"}
+    assert all(line["content"].strip() for line in history)
+    reply = [m for m in room.messages() if m.type == "agent" and m.content][-1]
+    assert json.loads(reply.context_receipt)["cut"] == {
+        "reason": "message limit", "limit": 24, "before": cut_before}
 
 
 def test_monthly_quota_refuses_the_message_and_wakes_no_agent(llm_app, fake):

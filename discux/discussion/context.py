@@ -15,8 +15,9 @@ from discux.models import Agent, Message, RoomBrief, RoomParticipant, User
 
 HISTORY_MESSAGES = 24
 HISTORY_TOKENS = 6000
-# Scan a little past the message budget so skipped messages don't shrink the context.
-SCAN_LIMIT = HISTORY_MESSAGES * 3
+# Blank messages are left out in SQL, so one more than the budget says whether it cut; a few
+# more cover messages of tabs or newlines only, which only Python's strip() sees as blank.
+SCAN_LIMIT = HISTORY_MESSAGES + 8
 
 
 def estimate_tokens(text: str) -> int:
@@ -57,31 +58,56 @@ def room_note(agent: Agent, people: list[str], agents: list[Agent]) -> str:
 def _speaker_line(message: sa.Row, agent: Agent) -> dict:
     if message.type == "agent" and message.sender_id == agent.id:
         return {"role": "assistant", "content": message.content}
-    label = message.sender_name or "Someone"
+    label = message.name or "Someone"  # the sender's name when it was sent
     if message.type == "agent":
         label += " (agent)"
     return {"role": "user", "content": f"{label}: {message.content}"}
 
 
-# Built once: the prompt's reads run before every agent reply, ahead of the model request, and
-# building a statement costs more than running it on a small room.
-PEOPLE_NAMES = (
-    sa.select(User.name).join(RoomParticipant, RoomParticipant.user_id == User.id)
-    .where(RoomParticipant.room_id == sa.bindparam("room_id"))
-    .order_by(RoomParticipant.joined_at)
-)
-LATEST_BRIEF = (
-    sa.select(RoomBrief.version, RoomBrief.content)
-    .where(RoomBrief.room_id == sa.bindparam("room_id"))
-    .order_by(RoomBrief.version.desc()).limit(1)
-)
-# Only the columns a prompt line needs: rows, not ORM objects, are cheap to load by the dozen.
-HISTORY = (
-    sa.select(Message.id, Message.type, Message.sender_id, Message.sender_name, Message.content)
-    .where(Message.room_id == sa.bindparam("room_id"), Message.humans_only.is_(False),
-           Message.type != "system", Message.status.in_(("complete", "stopped")))
-    .order_by(Message.id.desc()).limit(SCAN_LIMIT)
-)
+# One row layout for the three reads: what a row is comes in `kind`.
+_READ_COLUMNS = {"id": sa.String(), "type": sa.String(), "sender_id": sa.String(),
+                 "name": sa.String(), "content": sa.Text(), "version": sa.Integer(),
+                 "joined_at": sa.DateTime()}
+
+
+def _read_part(kind: str, **columns: sa.ColumnElement) -> sa.Select:
+    return sa.select(sa.literal(kind).label("kind"), *(
+        columns.get(name, sa.type_coerce(sa.null(), type_)).label(name)
+        for name, type_ in _READ_COLUMNS.items()))
+
+
+def _prompt_reads(upto_message_id: str | None = None) -> sa.CompoundSelect:
+    """Recent history, the latest brief and who is here, in one statement. Nothing is cached:
+    a renamed person, a new member or a new brief version is in the very next prompt,
+    whichever worker wrote it."""
+    history = (
+        _read_part("message", id=Message.id, type=Message.type, sender_id=Message.sender_id,
+                   name=Message.sender_name, content=Message.content)
+        .where(Message.room_id == sa.bindparam("room_id"), Message.humans_only.is_(False),
+               Message.type != "system", Message.status.in_(("complete", "stopped")),
+               sa.func.trim(Message.content) != "")
+        .order_by(Message.id.desc()).limit(SCAN_LIMIT)
+    )
+    if upto_message_id:
+        history = history.where(Message.id <= upto_message_id)
+    brief = (
+        _read_part("brief", content=RoomBrief.content, version=RoomBrief.version)
+        .where(RoomBrief.room_id == sa.bindparam("room_id"))
+        .order_by(RoomBrief.version.desc()).limit(1)
+    )
+    people = (
+        _read_part("person", name=User.name, joined_at=RoomParticipant.joined_at)
+        .join(RoomParticipant, RoomParticipant.user_id == User.id)
+        .where(RoomParticipant.room_id == sa.bindparam("room_id"))
+    )
+    # SQLite takes ORDER BY/LIMIT inside a compound statement only in a subquery.
+    return sa.union_all(sa.select(history.subquery()), sa.select(brief.subquery()), people)
+
+
+# Built once: the prompt's reads run before every agent reply, ahead of the model request; on
+# MariaDB a round trip costs more than the read itself, and building a statement more than
+# running it on a small room.
+PROMPT_READS = _prompt_reads()
 
 
 def build_prompt(agent: Agent, room_id: str, upto_message_id: str | None = None,
@@ -90,19 +116,21 @@ def build_prompt(agent: Agent, room_id: str, upto_message_id: str | None = None,
     """The chat messages for `agent`'s next reply in the room, newest history last.
 
     `agents` are the room's agents when the caller already loaded them (saves a query)."""
-    by_room = {"room_id": room_id}
-    people = list(db.session.scalars(PEOPLE_NAMES, by_room))
+    statement = _prompt_reads(upto_message_id) if upto_message_id else PROMPT_READS
+    rows = db.session.execute(statement, {"room_id": room_id}).all()
+    # A compound statement promises no order: each part is put in its own here.
+    candidates = sorted((r for r in rows if r.kind == "message"), key=lambda r: r.id,
+                        reverse=True)
+    brief = next((r for r in rows if r.kind == "brief"), None)
+    people = [r.name for r in sorted((r for r in rows if r.kind == "person"),  # NULLs first, as SQL
+                                     key=lambda r: (r.joined_at is not None, r.joined_at))]
     if agents is None:
         agents = room_agents(room_id)
-    brief = db.session.execute(LATEST_BRIEF, by_room).first()
     system = system_prompt(agent.name, agent.prompt, agent.style,
                            room_note(agent, [p or "Someone" for p in people], agents))
     if brief is not None:
         system += f"\n\nRoom brief (the room's long-term memory, version {brief.version}):\n" \
                   f"{brief.content}"
-
-    history = HISTORY if not upto_message_id else HISTORY.where(Message.id <= upto_message_id)
-    candidates = db.session.execute(history, by_room).all()
 
     budget = HISTORY_TOKENS - estimate_tokens(system)
     chosen: list[sa.Row] = []

@@ -38,7 +38,7 @@ from discux.messages.service import (
     render_markdown,
     room_agents,
 )
-from discux.models import Agent, Message, Room
+from discux.models import Agent, Message, Room, RoomAgent
 from discux.realtime import publish
 from discux.realtime.hub import hub_for
 
@@ -49,6 +49,9 @@ MAX_REPLIES = 10
 CONTINUE_GRANT = 3
 AGENT_REPLIES_PER_MINUTE = 10
 DELTA_INTERVAL = 0.05  # ≤ 20 socket updates a second per streaming reply
+# How long a turn waits for its model request to be sent before announcing itself anyway
+# (a slow connect must not hold the "answering" line and the reply row).
+REQUEST_SEND_WAIT = 0.5
 EXTENSION_KEY = "discux.discussion"
 # Sent through the broker so a Stop (or a newer message) reaches whichever worker runs the room.
 CANCEL_EVENT = "discussion.cancel"
@@ -302,12 +305,20 @@ def continue_discussion(room: Room) -> list[Agent]:
     return agents
 
 
-# Built once: it runs before every reply.
-AGENT_REPLY_TIMES = (
-    sa.select(Message.timestamp)
-    .where(Message.sender_id == sa.bindparam("agent_id"), Message.type == "agent",
-           Message.timestamp >= sa.bindparam("since"))
-    .order_by(Message.timestamp)
+# Built once: they run before every reply.
+RECENT_REPLIES = sa.and_(Message.sender_id == sa.bindparam("agent_id"), Message.type == "agent",
+                         Message.timestamp >= sa.bindparam("since"))
+AGENT_REPLY_TIMES = sa.select(Message.timestamp).where(RECENT_REPLIES).order_by(Message.timestamp)
+# The room's agents (the columns a turn reads, in room order) with the replying agent's
+# replies in the last minute: one round trip before the prompt's reads instead of two.
+ROOM_AGENTS_AND_RECENT_REPLIES = (
+    sa.select(Agent.id, Agent.name, Agent.prompt, Agent.emoji, Agent.color, Agent.style,
+              Agent.model,
+              sa.select(sa.func.count()).select_from(Message).where(RECENT_REPLIES)
+              .scalar_subquery().label("recent_replies"))
+    .join(RoomAgent, RoomAgent.agent_id == Agent.id)
+    .where(RoomAgent.room_id == sa.bindparam("room_id"))
+    .order_by(RoomAgent.added_at, RoomAgent.id)
 )
 
 
@@ -338,12 +349,18 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[Agent]:
     been announced, so neither the row's write nor a thread hand-off delays the first token."""
     generation = turn.generation
     room_id = runner.room_id
-    # The room's agents in one query; a deleted room or an agent removed from it has none here.
-    in_room = {a.id: a for a in room_agents(room_id)}
+    # The room's agents as rows (a deleted room, or an agent removed from it, has none here),
+    # and whether the replying agent may answer now: the count is read from the messages, so
+    # the limit holds whichever worker wrote them.
+    rows = db.session.execute(ROOM_AGENTS_AND_RECENT_REPLIES, {
+        "room_id": room_id, "agent_id": turn.agent_id,
+        "since": utcnow() - timedelta(seconds=60)}).all()
+    in_room = {a.id: a for a in rows}
     agent = in_room.get(turn.agent_id)
     if agent is None:
         return []
-    if not wait_for_rate_limit(agent, generation, room_id):
+    if (agent.recent_replies >= AGENT_REPLIES_PER_MINUTE
+            and not wait_for_rate_limit(agent, generation, room_id)):
         return []
 
     provider = get_provider()
@@ -351,10 +368,6 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[Agent]:
                           is_demo=provider.is_demo, agents=list(in_room.values()))
     style = style_for(agent.style)
     started = time.monotonic()
-    deltas = iter(provider.stream_chat(
-        prompt.messages, model=agent.model, temperature=style.temperature,
-        max_tokens=style.max_tokens,
-    ))
     reply = Message(
         id=new_id(), room_id=room_id, content="", type="agent", sender_id=agent.id,
         sender_name=agent.name, sender_emoji=agent.emoji, sender_color=agent.color,
@@ -363,7 +376,15 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[Agent]:
         context_receipt=prompt.receipt_json(), timestamp=utcnow(), mentions=[],
     )
     first_piece = FirstPiece(current_app._get_current_object(), reply, generation)
+    deltas = iter(provider.stream_chat(
+        prompt.messages, model=agent.model, temperature=style.temperature,
+        max_tokens=style.max_tokens, on_sent=first_piece.request_sent.set,
+    ))
     first_delta = engine_for().requests.submit(first_piece.fetch, deltas)
+    # Stand aside while the request thread sends the request: this thread would otherwise hold
+    # the interpreter lock for the turn's status, row and commit first (up to the 5 ms switch
+    # interval), and the request would leave that much later.
+    first_piece.request_sent.wait(REQUEST_SEND_WAIT)
     try:
         generation.replies += 1
         publish_status(room_id, {
@@ -438,6 +459,7 @@ class FirstPiece:
         self.generation = generation
         self.row_announced = False
         self._runner_done = threading.Event()  # the row was announced, or never will be
+        self.request_sent = threading.Event()  # the model has the request, or it failed
 
     def announce_row(self) -> None:
         self.row_announced = True
@@ -450,7 +472,10 @@ class FirstPiece:
     def fetch(self, deltas: Iterator[Delta]) -> tuple[Delta | None, bool]:
         """The first piece (None when the reply is empty) and whether it was published; raises
         LLMError when the model fails."""
-        delta = next(deltas, None)
+        try:
+            delta = next(deltas, None)
+        finally:
+            self.request_sent.set()
         if delta is None or not delta.text:
             return delta, False
         self._runner_done.wait()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -44,8 +44,10 @@ class Provider(Protocol):
         temperature: float,
         max_tokens: int,
         want_logprobs: bool = True,
+        on_sent: Callable[[], None] | None = None,
     ) -> Iterator[Delta]:
-        """Yield the reply piece by piece; raise LLMError when it cannot be had."""
+        """Yield the reply piece by piece; raise LLMError when it cannot be had. `on_sent` is
+        called (on the thread iterating) once the request is on its way to the model."""
         ...
 
     def complete(

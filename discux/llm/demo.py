@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from discux.llm.base import ChatMessage, Delta
 
@@ -83,8 +83,11 @@ class DemoProvider:
         temperature: float,
         max_tokens: int,
         want_logprobs: bool = True,
+        on_sent: Callable[[], None] | None = None,
     ) -> Iterator[Delta]:
         """Yield the demo reply one word at a time; it has no logprobs, so none are invented."""
+        if on_sent is not None:
+            on_sent()  # nothing to send: the reply is being made here
         for index, word in enumerate(WORD.findall(demo_reply(messages, max_tokens))):
             if index and self.word_delay:
                 time.sleep(self.word_delay)

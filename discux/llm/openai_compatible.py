@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx2
 import openai
-from openai import OpenAI, Timeout
+from openai import DefaultHttpxClient, OpenAI, Timeout
 
 from discux.llm.base import ChatMessage, Delta, LLMError
 
@@ -29,6 +30,19 @@ _models: dict[tuple[str, str], tuple[float, list[str]]] = {}
 # (base_url, model) pairs whose server refused the `logprobs` parameter: don't ask again.
 _no_logprobs: set[tuple[str, str]] = set()
 _lock = threading.Lock()
+# What to call, on the thread sending a streamed request, once the request is written.
+_sending = threading.local()
+
+
+def _on_request(request: httpx2.Request) -> None:
+    """Watch the request's connection for the moment it starts waiting for the answer."""
+    if getattr(_sending, "on_sent", None) is not None:
+        request.extensions["trace"] = _on_connection_event
+
+
+def _on_connection_event(event: str, _info: dict) -> None:
+    if event.endswith("receive_response_headers.started"):
+        _sending.on_sent()
 
 
 def client_for(base_url: str, api_key: str | None) -> OpenAI:
@@ -42,6 +56,7 @@ def client_for(base_url: str, api_key: str | None) -> OpenAI:
                 api_key=key[1],
                 max_retries=MAX_RETRIES,
                 timeout=Timeout(30.0, connect=5.0),
+                http_client=DefaultHttpxClient(event_hooks={"request": [_on_request]}),
             )
             _clients[key] = client
         return client
@@ -95,11 +110,18 @@ class OpenAICompatibleProvider:
         temperature: float,
         max_tokens: int,
         want_logprobs: bool = True,
+        on_sent: Callable[[], None] | None = None,
     ) -> Iterator[Delta]:
-        """Yield the reply as it arrives; LLMError names what went wrong."""
+        """Yield the reply as it arrives; LLMError names what went wrong. `on_sent` is called
+        once the request is written and the server is working on it."""
         model_name = self._resolve_model(model)
         deadline = time.monotonic() + self.total_timeout
-        stream = self._open_stream(messages, model_name, temperature, max_tokens, want_logprobs)
+        _sending.on_sent = on_sent
+        try:
+            stream = self._open_stream(messages, model_name, temperature, max_tokens,
+                                       want_logprobs)
+        finally:
+            _sending.on_sent = None
         try:
             for chunk in stream:
                 if time.monotonic() > deadline:
