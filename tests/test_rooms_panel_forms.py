@@ -182,3 +182,32 @@ def test_invitations_list_says_who_made_each_and_its_state(client, login, busy_r
     assert section.count("by Olive") == 2
     assert "status-open" in section and "for friend@example.com" in section
     assert "status-revoked" in section
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_refused_invite_keeps_the_email_and_expiry(client, csrf_token, login, busy_room, htmx):
+    room_id, users, _ = busy_room
+    login(users["owner"])
+    response = client.post(f"/rooms/{room_id}/invitations",
+                           data={"email": "not-an-email", "expiry": "30d",
+                                 "csrf_token": csrf_token()},
+                           headers={"HX-Request": "true"} if htmx else {})
+    assert response.status_code == 422
+    form = forms_of(response.get_data(as_text=True)).form(f"/rooms/{room_id}/invitations")
+    assert form["fields"]["email"]["value"] == "not-an-email"
+    assert form["fields"]["email"]["aria-describedby"] == "email-error"
+    assert form["fields"]["csrf_token"]["value"]
+    expiry = form["selects"]["expiry"]["options"]
+    assert [o["value"] for o in expiry if o["selected"]] == ["30d"]
+
+
+def test_a_new_invite_form_starts_blank_with_seven_days(client, csrf_token, login, busy_room):
+    room_id, users, _ = busy_room
+    login(users["owner"])
+    response = client.post(f"/rooms/{room_id}/invitations",
+                           data={"email": "pal@example.com", "expiry": "1d",
+                                 "csrf_token": csrf_token()}, headers={"HX-Request": "true"})
+    assert response.status_code == 201
+    form = forms_of(response.get_data(as_text=True)).form(f"/rooms/{room_id}/invitations")
+    assert form["fields"]["email"]["value"] == ""
+    assert [o["value"] for o in form["selects"]["expiry"]["options"] if o["selected"]] == ["7d"]

@@ -16,7 +16,7 @@ from discux.invitations.service import status_of
 from discux.messages.history import chat_context
 from discux.models import Agent, Room, RoomAgent, RoomInvitation, RoomParticipant, User
 from discux.realtime import presence_states
-from discux.rooms.forms import AddAgentForm, SettingsForm, TransferForm
+from discux.rooms.forms import AddAgentForm, SettingsForm, TransferForm, form_view
 from discux.rooms.permissions import allowed_actions, can_manage
 from discux.rooms.service import agents_user_may_add
 
@@ -102,7 +102,7 @@ def invitations_context(room: Room, participant: RoomParticipant, invite_form=No
         "room": room,
         "allowed": allowed,
         "invitations": invitation_rows(room) if allowed["invite"] else [],
-        "invite_form": invite_form or (InviteForm(formdata=None) if allowed["invite"] else None),
+        "invite_form": form_view(InviteForm, invite_form) if allowed["invite"] else None,
         "new_invite_link": new_invite_link,
     }
 
@@ -113,32 +113,35 @@ def room_page_context(room: Room, participant: RoomParticipant, **overrides) -> 
     people = people_of(room, participant)
     allowed = allowed_actions(participant, room)
     agents = agents_of(room)
-    # Forms are built only for whoever is shown them (most viewers are plain members).
-    add_agent_form = overrides.pop("add_agent_form", None)
+    settings = room.settings
+    # Forms are shown only to whoever may use them (most viewers are plain members).
+    settings_form = add_agent_form = transfer_form = None
+    if allowed["edit_settings"]:
+        settings_form = form_view(SettingsForm, overrides.pop("settings_form", None), values={
+            "max_agents": settings.max_agents,
+            "allow_agent_creation": settings.allow_agent_creation,
+            "auto_summarize": settings.auto_summarize,
+        })
     if allowed["add_agent"]:
-        add_agent_form = add_agent_form or AddAgentForm(formdata=None)
-        add_agent_form.agent_id.choices = [
-            SelectChoice(agent.id, f"{agent.emoji} {agent.name}",
-                         optgroup="Your agents" if agent.created_by == user.id
-                         else "Public agents")
-            for agent in addable_agents(room, user)
-        ]
-    transfer_form = overrides.pop("transfer_form", None)
+        add_agent_form = form_view(AddAgentForm, overrides.pop("add_agent_form", None), choices={
+            "agent_id": [
+                SelectChoice(agent.id, f"{agent.emoji} {agent.name}",
+                             optgroup="Your agents" if agent.created_by == user.id
+                             else "Public agents")
+                for agent in addable_agents(room, user)
+            ]})
     if allowed["transfer_ownership"]:
-        transfer_form = transfer_form or TransferForm(formdata=None)
-        transfer_form.new_owner_id.choices = [
-            SelectChoice(row.user.id, row.user.display_name) for row in people
-            if row.participant.role != "owner"
-        ]
+        transfer_form = form_view(TransferForm, overrides.pop("transfer_form", None), choices={
+            "new_owner_id": [SelectChoice(row.user.id, row.user.display_name) for row in people
+                             if row.participant.role != "owner"]})
     context = {
         "room": room,
         "participant": participant,
         "allowed": allowed,
         "people": people,
         "agents": agents,
-        "settings": room.settings,
-        "settings_form": SettingsForm(formdata=None, obj=room.settings)
-        if allowed["edit_settings"] else None,
+        "settings": settings,
+        "settings_form": settings_form,
         "add_agent_form": add_agent_form,
         "transfer_form": transfer_form,
         # A search result's "jump to" brings its own chat column; else the newest page.
