@@ -120,22 +120,22 @@ class Engine:
     def start_generation(self, room_id: str, trigger_id: str, agent_ids: list[str],
                          handover_limit: int = MAX_HANDOVERS, cancel_current: bool = True) -> None:
         runner = self.runner(room_id)
-        if cancel_current:
-            # Other workers may be running this room's older generation: tell them too.
-            self.hub.publish({"type": CANCEL_EVENT, "room_id": room_id, "html": None,
-                              "data": {"before": trigger_id}})
         with runner.lock:
             if cancel_current:
                 self._cancel_locked(runner)
-            if not agent_ids:
-                return
-            runner.waiting = agent_ids[MAX_REPLIES:]
-            agent_ids = agent_ids[:MAX_REPLIES]
-            generation = Generation(trigger_id=trigger_id, handover_limit=handover_limit,
-                                    planned=len(agent_ids))
-            runner.generation = generation
-            runner.queue.extend(Turn("reply", generation, agent_id=a) for a in agent_ids)
-            self._ensure_running_locked(runner)
+            if agent_ids:
+                runner.waiting = agent_ids[MAX_REPLIES:]
+                agent_ids = agent_ids[:MAX_REPLIES]
+                generation = Generation(trigger_id=trigger_id, handover_limit=handover_limit,
+                                        planned=len(agent_ids))
+                runner.generation = generation
+                runner.queue.extend(Turn("reply", generation, agent_id=a) for a in agent_ids)
+                self._ensure_running_locked(runner)
+        if cancel_current:
+            # Other workers may be running this room's older generation: tell them too, once
+            # this worker's turn is on its way (its own newer generation ignores the event).
+            self.hub.publish({"type": CANCEL_EVENT, "room_id": room_id, "html": None,
+                              "data": {"before": trigger_id}})
 
     def cancel(self, room_id: str) -> None:
         """Stop the room's agents on whichever worker runs them; that worker says so."""
@@ -321,6 +321,11 @@ ROOM_AGENTS_AND_RECENT_REPLIES = (
     .order_by(RoomAgent.added_at, RoomAgent.id)
 )
 
+COUNT_AGENT_USE = (
+    sa.update(Agent).where(Agent.id == sa.bindparam("agent_id"))
+    .values(usage_count=sa.func.coalesce(Agent.usage_count, 0) + 1)
+)
+
 
 def wait_for_rate_limit(agent: Agent, generation: Generation, room_id: str) -> bool:
     """Hold the room's queue while the agent has used its replies for this minute (it waits,
@@ -432,10 +437,7 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[Agent]:
         reply.status = "stopped"
     else:
         reply.status = "complete"
-        db.session.execute(
-            sa.update(Agent).where(Agent.id == agent.id)
-            .values(usage_count=sa.func.coalesce(Agent.usage_count, 0) + 1)
-        )
+        db.session.execute(COUNT_AGENT_USE, {"agent_id": agent.id})
     db.session.commit()
     publish_message_completed(reply)
     if failure:
