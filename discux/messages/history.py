@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from functools import lru_cache
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from flask import current_app
@@ -98,21 +99,19 @@ def forget_rendered_articles() -> None:
     _cached_article.cache_clear()
 
 
-def article_html(row: sa.Row, own: bool, can_delete: bool) -> Markup:
-    """A message's markup for one kind of viewer, from a row of VIEW_COLUMNS.
+def article_renderer() -> Callable[[sa.Row, bool, bool], Markup]:
+    """What makes a message's markup for one kind of viewer (row of VIEW_COLUMNS, own, may
+    delete): asked once per page.
 
     Every view of a room re-renders the same articles, so they are kept: the row holds every
     value the markup shows, so a message whose status, text or receipt changed is a new key
     and a deleted one is simply never asked for again. While templates reload (development)
     nothing is kept.
     """
-    if current_app.jinja_env.auto_reload:
-        return _article(row, own, can_delete)
-    return _cached_article(row, own, can_delete)
+    return _article if current_app.jinja_env.auto_reload else _cached_article
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One message as the chat column shows it to one viewer."""
 
     id: str
@@ -123,14 +122,16 @@ class Entry:
 
 def entries_for(rows: list[sa.Row], participant: RoomParticipant, room: Room) -> list[Entry]:
     entries, previous_day = [], None
+    render = article_renderer()
+    me = participant.user_id
     for row in rows:
-        own = row.type == "user" and row.sender_id == participant.user_id
+        own = row.type == "user" and row.sender_id == me
         day = day_of(row.timestamp)
         entries.append(Entry(
-            id=row.id,
-            html=article_html(row, own, may_delete(row, participant, room)),
-            day=day,
-            day_break=day_label_of(row.timestamp) if day != previous_day else None,
+            row.id,
+            render(row, own, may_delete(row, participant, room)),
+            day,
+            day_label_of(row.timestamp) if day != previous_day else None,
         ))
         previous_day = day
     return entries
