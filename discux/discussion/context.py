@@ -76,7 +76,7 @@ def _read_part(kind: str, **columns: sa.ColumnElement) -> sa.Select:
         for name, type_ in _READ_COLUMNS.items()))
 
 
-def _prompt_reads(upto_message_id: str | None = None) -> sa.CompoundSelect:
+def _prompt_reads(dialect: str, upto_message_id: str | None = None) -> sa.CompoundSelect:
     """Recent history, the latest brief and who is here, in one statement. Nothing is cached:
     a renamed person, a new member or a new brief version is in the very next prompt,
     whichever worker wrote it."""
@@ -100,14 +100,18 @@ def _prompt_reads(upto_message_id: str | None = None) -> sa.CompoundSelect:
         .join(RoomParticipant, RoomParticipant.user_id == User.id)
         .where(RoomParticipant.room_id == sa.bindparam("room_id"))
     )
-    # SQLite takes ORDER BY/LIMIT inside a compound statement only in a subquery.
-    return sa.union_all(sa.select(history.subquery()), sa.select(brief.subquery()), people)
+    if dialect == "sqlite":
+        # SQLite takes ORDER BY/LIMIT inside a compound statement only in a subquery; MariaDB
+        # would copy each subquery into a temporary table (3x the time of the parenthesized
+        # parts it gets instead).
+        history, brief = sa.select(history.subquery()), sa.select(brief.subquery())
+    return sa.union_all(history, brief, people)
 
 
-# Built once: the prompt's reads run before every agent reply, ahead of the model request; on
-# MariaDB a round trip costs more than the read itself, and building a statement more than
-# running it on a small room.
-PROMPT_READS = _prompt_reads()
+# Built once per database kind: the prompt's reads run before every agent reply, ahead of the
+# model request; on MariaDB a round trip costs more than the read itself, and building a
+# statement more than running it on a small room.
+PROMPT_READS = {dialect: _prompt_reads(dialect) for dialect in ("sqlite", "other")}
 
 
 def build_prompt(agent: Agent, room_id: str, upto_message_id: str | None = None,
@@ -116,7 +120,9 @@ def build_prompt(agent: Agent, room_id: str, upto_message_id: str | None = None,
     """The chat messages for `agent`'s next reply in the room, newest history last.
 
     `agents` are the room's agents when the caller already loaded them (saves a query)."""
-    statement = _prompt_reads(upto_message_id) if upto_message_id else PROMPT_READS
+    dialect = "sqlite" if db.engine.dialect.name == "sqlite" else "other"
+    statement = (_prompt_reads(dialect, upto_message_id) if upto_message_id
+                 else PROMPT_READS[dialect])
     rows = db.session.execute(statement, {"room_id": room_id}).all()
     # A compound statement promises no order: each part is put in its own here.
     candidates = sorted((r for r in rows if r.kind == "message"), key=lambda r: r.id,

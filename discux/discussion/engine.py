@@ -316,7 +316,9 @@ ROOM_AGENTS_AND_RECENT_REPLIES = (
               Agent.model,
               sa.select(sa.func.count()).select_from(Message).where(RECENT_REPLIES)
               .scalar_subquery().label("recent_replies"))
-    .join(RoomAgent, RoomAgent.agent_id == Agent.id)
+    # From the room's rows to its agents: MariaDB joins in the order written when its
+    # statistics tie, and the other way round scans every agent (3x the time here).
+    .select_from(RoomAgent).join(Agent, Agent.id == RoomAgent.agent_id)
     .where(RoomAgent.room_id == sa.bindparam("room_id"))
     .order_by(RoomAgent.added_at, RoomAgent.id)
 )
