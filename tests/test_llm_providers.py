@@ -138,6 +138,40 @@ def test_a_hanging_server_times_out(fake, provider_for):
     assert str(failure.value) == "timed out after 0.5 s"
 
 
+def test_the_caller_hears_when_the_request_is_sent_before_the_model_answers(fake, provider_for):
+    # The discussion engine announces a turn once its request is out, not once it is answered.
+    provider = provider_for(fake, DISCUX_LLM_TIMEOUT=0.5)
+    fake.queue(*[FakeReply(mode="hang")] * 3)
+    sent, failures = threading.Event(), []
+
+    def ask():
+        with pytest.raises(LLMError) as failure:
+            list(provider.stream_chat(CHAT, **SAMPLING, on_sent=sent.set))
+        failures.append(str(failure.value))
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    assert sent.wait(5), "on_sent was not called while the model was still silent"
+    assert fake.wait_for_requests(1)[0]["messages"] == CHAT
+    asking.join(10)
+    assert failures == ["timed out after 0.5 s"]
+
+
+def test_the_caller_never_hears_sent_when_nothing_listens(make_app):
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    provider = get_provider(make_app(DISCUX_LLM_BASE_URL=url, DISCUX_LLM_MODEL="fake-small"))
+    sent = threading.Event()
+    with pytest.raises(LLMError):
+        list(provider.stream_chat(CHAT, **SAMPLING, on_sent=sent.set))
+    assert not sent.is_set()
+
+
+def test_the_demo_responder_has_nothing_to_send_and_says_so_at_once():
+    sent = threading.Event()
+    deltas = DemoProvider(word_delay=0).stream_chat(CHAT, **SAMPLING, on_sent=sent.set)
+    assert next(deltas).text and sent.is_set()
+
+
 def test_a_stream_cut_off_midway_is_explained(fake, provider_for):
     provider = provider_for(fake)
     fake.queue(FakeReply(text="one two three four five six", mode="cut"))
