@@ -36,13 +36,15 @@ _sending = threading.local()
 
 def _on_request(request: httpx2.Request) -> None:
     """Watch the request's connection for the moment it starts waiting for the answer."""
-    if getattr(_sending, "on_sent", None) is not None:
-        request.extensions["trace"] = _on_connection_event
+    on_sent = getattr(_sending, "on_sent", None)
+    if on_sent is None:
+        return
 
+    def on_connection_event(event: str, _info: dict) -> None:
+        if event.endswith("receive_response_headers.started"):
+            on_sent()
 
-def _on_connection_event(event: str, _info: dict) -> None:
-    if event.endswith("receive_response_headers.started"):
-        _sending.on_sent()
+    request.extensions["trace"] = on_connection_event
 
 
 def client_for(base_url: str, api_key: str | None) -> OpenAI:
