@@ -1,8 +1,9 @@
 """Messages accepted per second through the full path vs raw ORM INSERTs of the same rows.
 
 Discux, per message, what `POST /rooms/<id>/messages` does after parsing the form, in-process and
-one message after another: a fresh session (each request has its own), the poster loaded (as the
-sign-in cookie does), the room and the poster's membership in one query (as the route does), then
+one message after another: a fresh session (each request has its own), the poster loaded from
+their sign-in cookie's token (`session_for_token`, as the request loader does), the room and the
+poster's membership (`room_and_membership`, as the route does), then
 `post_user_message` (validate, archived check, plan quota, mentions, Markdown render + sanitize,
 store with one commit, publish) and `on_user_message` (the route's next step). The fan-out is
 real: one member listens on a WebSocket of the room (a separate process, offering
@@ -104,13 +105,13 @@ def serve(app):
 
 
 def run_engine(kind: str, count: int, warmup: int) -> dict:
-    import sqlalchemy as sa
-
+    from discux.auth.sessions import session_for_token
     from discux.extensions import db
     from discux.ids import new_id
     from discux.messages.rendering import render_markdown
     from discux.messages.service import post_user_message
-    from discux.models import Message, Room, RoomParticipant, User
+    from discux.models import Message, User
+    from discux.rooms.permissions import room_and_membership
     from tests.support import chat_factories, factories
 
     url = common.fresh_database(kind)
@@ -124,6 +125,7 @@ def run_engine(kind: str, count: int, warmup: int) -> dict:
         agent = chat_factories.create_agent(user, name="Nova")
         chat_factories.add_agent(room, agent, user)
         user_id, room_id = user.id, room.id
+        poster_token = factories.create_session_token(user.id)
         reader_token = factories.create_session_token(reader.id)
         texts = contents(count + warmup, "Nova")
         db.session.remove()
@@ -135,12 +137,8 @@ def run_engine(kind: str, count: int, warmup: int) -> dict:
         from discux.discussion.engine import on_user_message
 
         def post(text: str) -> None:
-            poster = db.session.get(User, user_id)
-            room, participant = db.session.execute(
-                sa.select(Room, RoomParticipant)
-                .join(RoomParticipant, RoomParticipant.room_id == Room.id)
-                .where(Room.id == room_id, RoomParticipant.user_id == user_id)
-            ).one()
+            poster = session_for_token(poster_token).user
+            room, participant = room_and_membership(poster, room_id)
             message = post_user_message(poster, room, text, participant=participant)
             # The route's next step, minus starting the mentioned agent (no LLM here: an agent
             # reply would run in the background and steal CPU from the figure).

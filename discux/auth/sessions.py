@@ -7,10 +7,15 @@ database holds no live session.
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, g, has_app_context, request
+from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
+from sqlalchemy import event
+from sqlalchemy.orm import make_transient_to_detached
 
 from discux.extensions import db, login_manager
 from discux.ids import epoch_ms, sha256_hex, utcnow
@@ -20,6 +25,12 @@ COOKIE_NAME = "discux_session"
 SESSION_LIFETIME_MS = 30 * 24 * 3600 * 1000
 REFRESH_AFTER_MS = 24 * 3600 * 1000  # sliding expiry moves at most once a day
 LAST_ACTIVE_EVERY = timedelta(minutes=1)
+SIGNED_IN_CACHE_SECONDS = 3.0
+SIGNED_IN_CACHE_SIZE = 10_000
+CACHE_KEY = "discux.signed_in"
+
+# Built once: each request only binds the token's hash.
+_SESSION_BY_TOKEN = sa.select(Session).where(Session.session_token == sa.bindparam("token_hash"))
 
 
 def start_session(user: User) -> Session:
@@ -42,6 +53,7 @@ def end_session() -> None:
     """Delete the current session row and clear the cookie."""
     row = getattr(g, "current_session", None)
     if row is not None:
+        signed_in_cache().drop_token(row.session_token)
         db.session.execute(sa.delete(Session).where(Session.id == row.id))
         db.session.commit()
     g.clear_session_cookie = True
@@ -55,6 +67,7 @@ def sign_out_other_sessions(user: User) -> int:
         query = query.where(Session.id != current.id)
     count = db.session.execute(query).rowcount
     db.session.commit()
+    signed_in_cache().drop_user(user.id, keep_token=current.session_token if current else None)
     return count
 
 
@@ -68,12 +81,90 @@ def sessions_of(user: User) -> list[Session]:
     )
 
 
+class SignedInCache:
+    """This worker's recently checked sessions: token hash -> (Session row with its User, copied
+    out of any database session, and the monotonic time they were read).
+
+    Every request needs its session row and its user; reading them costs more than storing a
+    message. A hit is merged into the request's database session without a query.
+
+    Trade-off: a change made by *another* worker (or `flask users set-plan`, or SQL by hand) to a
+    Session or User row reaches this worker within `SIGNED_IN_CACHE_SECONDS`: a session signed out
+    elsewhere keeps working here for at most that long, a renamed user may post under the old name
+    for that long. Changes made through this worker's ORM take effect at once: signing out, signing
+    out other sessions, and any flush or bulk UPDATE/DELETE that touches a Session or a User drop
+    the entries concerned (see `_drop_changed`). Expiry is checked on every hit.
+    """
+
+    def __init__(self, seconds: float = SIGNED_IN_CACHE_SECONDS,
+                 size: int = SIGNED_IN_CACHE_SIZE, clock=time.monotonic) -> None:
+        self.seconds = seconds
+        self.size = size
+        self.clock = clock
+        self._entries: dict[str, tuple[Session, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token_hash: str) -> Session | None:
+        """The kept copy of the session row (user included), if it was read recently enough."""
+        found = self._entries.get(token_hash)
+        if found is None or self.clock() - found[1] >= self.seconds:
+            return None
+        return found[0]
+
+    def keep(self, row: Session, read_at: float) -> None:
+        """Remember `row` and its user as they were read at `read_at` (by `clock`)."""
+        copy = _detached_copy(row)
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries.clear()  # bounded; entries live seconds, refilling is cheap
+            self._entries[row.session_token] = (copy, read_at)
+
+    def drop_token(self, token_hash: str) -> None:
+        with self._lock:
+            self._entries.pop(token_hash, None)
+
+    def drop_user(self, user_id: str, keep_token: str | None = None) -> None:
+        """Forget every session of `user_id` (except `keep_token`'s)."""
+        with self._lock:
+            for token_hash, (row, _) in list(self._entries.items()):
+                if row.user_id == user_id and token_hash != keep_token:
+                    del self._entries[token_hash]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def _column_values(instance, model) -> dict:
+    return {attr.key: getattr(instance, attr.key) for attr in sa.inspect(model).column_attrs}
+
+
+def _detached_copy(row: Session) -> Session:
+    """A copy of `row` and its user bound to no database session, with every column loaded."""
+    user = User(**_column_values(row.user, User))
+    make_transient_to_detached(user)
+    copy = Session(**_column_values(row, Session), user=user)
+    make_transient_to_detached(copy)
+    return copy
+
+
+def signed_in_cache(app: Flask | None = None) -> SignedInCache:
+    return (app or current_app).extensions[CACHE_KEY]
+
+
 def session_for_token(raw_token: str) -> Session | None:
-    row = db.session.scalar(
-        sa.select(Session).where(Session.session_token == sha256_hex(raw_token))
-    )
+    """The live Session row (with its user) for a cookie's token, or None."""
+    token_hash = sha256_hex(raw_token)
+    cache = signed_in_cache()
+    kept = cache.get(token_hash)
+    if kept is not None and kept.expires > epoch_ms():
+        return db.session.merge(kept, load=False)
+    read_at = cache.clock()
+    row = db.session.scalar(_SESSION_BY_TOKEN, {"token_hash": token_hash})
     if row is None or row.expires <= epoch_ms():
+        cache.drop_token(token_hash)
         return None
+    cache.keep(row, read_at)
     return row
 
 
@@ -120,7 +211,63 @@ def _write_cookie(response: Response) -> Response:
     return response
 
 
+def _drop_changed(session, _flush_context=None) -> None:
+    """(after_flush) Forget the cached sessions of every User or Session row this flush changed;
+    again after the commit, in case another thread read the old rows in between."""
+    if not has_app_context() or CACHE_KEY not in current_app.extensions:
+        return
+    changed = [_cache_key_of(instance) for instance in (*session.dirty, *session.deleted)
+               if isinstance(instance, (User, Session))]
+    if changed:
+        session.info.setdefault(CACHE_KEY, []).extend(changed)
+        _drop(changed)
+
+
+def _drop_pending(session) -> None:
+    """(after_commit, after_rollback) Drop again what the transaction's flushes changed."""
+    changed = session.info.pop(CACHE_KEY, None)
+    if changed and has_app_context() and CACHE_KEY in current_app.extensions:
+        _drop(changed)
+
+
+def _cache_key_of(instance: User | Session) -> tuple[str, str | None]:
+    """("user", id) or ("token", hash), read without loading anything (None: unknown)."""
+    state = sa.inspect(instance)
+    if isinstance(instance, User):
+        return ("user", state.identity[0] if state.identity else None)
+    return ("token", state.committed_state.get("session_token")
+            or state.dict.get("session_token"))
+
+
+def _drop(keys: list[tuple[str, str | None]]) -> None:
+    cache = signed_in_cache()
+    for kind, value in keys:
+        if value is None:
+            cache.clear()
+        elif kind == "user":
+            cache.drop_user(value)
+        else:
+            cache.drop_token(value)
+
+
+def _drop_all_on_bulk_change(state) -> None:
+    """(do_orm_execute) A bulk UPDATE or DELETE of users or sessions empties the cache."""
+    if not (state.is_update or state.is_delete) or not has_app_context():
+        return
+    table = getattr(state.statement, "table", None)
+    if table is not None and table.name in (User.__tablename__, Session.__tablename__):
+        cache = current_app.extensions.get(CACHE_KEY)
+        if cache is not None:
+            cache.clear()
+
+
 def init_sessions(app: Flask) -> None:
+    app.extensions[CACHE_KEY] = SignedInCache()
+    if not event.contains(FlaskSQLAlchemySession, "after_flush", _drop_changed):
+        event.listen(FlaskSQLAlchemySession, "after_flush", _drop_changed)
+        event.listen(FlaskSQLAlchemySession, "after_commit", _drop_pending)
+        event.listen(FlaskSQLAlchemySession, "after_rollback", _drop_pending)
+        event.listen(FlaskSQLAlchemySession, "do_orm_execute", _drop_all_on_bulk_change)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Sign in to see that page."

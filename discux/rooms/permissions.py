@@ -60,14 +60,20 @@ def membership(user: User | None, room_id: str) -> RoomParticipant | None:
     )
 
 
+# Built once: every room request (each message posted) only binds the two ids.
+_ROOM_AND_MEMBERSHIP = (
+    sa.select(Room, RoomParticipant)
+    .join(RoomParticipant, RoomParticipant.room_id == Room.id)
+    .where(Room.id == sa.bindparam("room_id"), RoomParticipant.user_id == sa.bindparam("user_id"))
+)
+
+
 def room_and_membership(user: User | None, room_id: str) -> tuple[Room, RoomParticipant] | None:
     """The room and the user's participant row in it, in one query; None if either is missing."""
     if user is None or not getattr(user, "is_authenticated", False):
         return None
     found = db.session.execute(
-        sa.select(Room, RoomParticipant)
-        .join(RoomParticipant, RoomParticipant.room_id == Room.id)
-        .where(Room.id == room_id, RoomParticipant.user_id == user.id)
+        _ROOM_AND_MEMBERSHIP, {"room_id": room_id, "user_id": user.id}
     ).first()
     return (found[0], found[1]) if found else None
 
