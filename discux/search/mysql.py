@@ -23,9 +23,16 @@ id DESC`, under a statement time limit. If that limit is hit, the page shows wha
 found and a cursor to continue from `lo`, never an error. Windows are exclusive id ranges, so
 pages neither repeat nor skip a message.
 
-Ranked. `ORDER BY MATCH … DESC LIMIT` over the user's rooms (NOTES.md: top 50 of 68k matches in
-27 ms), under the same time limit, capped at MAX_RANKED_RESULTS. The scan-only case ranks by how
-often the terms occur.
+Ranked. MariaDB reads the row of every match before it sorts them for `ORDER BY MATCH … DESC
+LIMIT` (26k matches: 1 s with a 128 MiB buffer pool, whatever the LIMIT or the other conditions).
+InnoDB itself hands matches over best first (it ranks them in the index, then reads each row),
+so `MATCH … LIMIT K` without ORDER BY reads only K rows: the table's RANKED_CANDIDATES best
+matches, with whether each is in the user's rooms, finished, and satisfies the REGEXPs. Those
+scoring above the last candidate are every such match of the table (a match left out may only
+tie with the last one), so the user's among them are the start of the full ranking; when they
+fill the page it is answered from them. Otherwise the full `ORDER BY MATCH … DESC, id DESC`
+over the user's rooms runs, under the same time limit, capped at MAX_RANKED_RESULTS. The
+scan-only case ranks by how often the terms occur.
 """
 
 from __future__ import annotations
@@ -56,6 +63,8 @@ ROWS_BEFORE_FULLTEXT = 2100
 FALLBACK_ROWS_PER_ROOM = 20000
 # Ranked FULLTEXT past the time limit ranks the matches among this many newest per room.
 RECENT_ROWS_PER_ROOM = 2000
+# Ranked FULLTEXT first reads the table's this many best matches (one row read each).
+RANKED_CANDIDATES = 1000
 # messages_fts_short indexes words of exactly this many letters or digits.
 SHORT_TOKEN_CHARS = 2
 TIME_LIMIT_SECONDS = 2.0
@@ -242,21 +251,60 @@ def _fulltext(plan: Plan):
 
 
 def _ranked_fulltext(plan: Plan, room_ids: Sequence[str], offset: int, limit: int) -> Found:
-    """MariaDB reads the row of every match here (it has no index-only top-N for MATCH), so
-    the cost follows the match count: see docs/search.md for the buffer pool that keeps it
-    in memory."""
-    score = _fulltext(plan)
-    statement = (
-        _base(room_ids).where(score, *_regexps(plan.residual))
-        .order_by(score.desc(), Message.id.desc()).offset(offset).limit(limit + 1)
-    )
-    ids = _run_time_limited(statement)
+    """Best first: from the table's best matches when they settle the page, else ranking every
+    match in the user's rooms, which reads the row of each (see docs/search.md)."""
+    best = _best_matches(plan, room_ids)
+    ids = None if best is None else _page_from_best(best, offset, limit)
+    if best is not None and ids is None:
+        ids = _ranked_in_rooms(plan, room_ids, offset, limit)
     if ids is None:  # too many matches to rank in time: rank the recent ones instead
         found = _ranked_scan(plan, room_ids, offset, limit, rows_per_room=RECENT_ROWS_PER_ROOM)
         found.notice = (_TOO_SLOW + " These are the best matches among the newest "
                         f"{RECENT_ROWS_PER_ROOM:,} messages of each room.")
         return found
     return Found(ids[:limit], len(ids) > limit)
+
+
+def _ranked_in_rooms(plan: Plan, room_ids: Sequence[str], offset: int,
+                     limit: int) -> list[str] | None:
+    """The page (plus one) ranked over every match in the user's rooms, or None past the time
+    limit."""
+    score = _fulltext(plan)
+    return _run_time_limited(
+        _base(room_ids).where(score, *_regexps(plan.residual))
+        .order_by(score.desc(), Message.id.desc()).offset(offset).limit(limit + 1)
+    )
+
+
+def _best_matches(plan: Plan, room_ids: Sequence[str]) -> list[sa.Row] | None:
+    """The table's first RANKED_CANDIDATES matches in the index's order (best first), each
+    with its score and whether it is one of the user's results; None past the time limit."""
+    score = sa.type_coerce(_fulltext(plan), sa.Double())
+    mine = sa.and_(Message.room_id.in_(list(room_ids)), Message.status != UNFINISHED_STATUS,
+                   *_regexps(plan.residual))
+    return _run_time_limited_rows(
+        sa.select(Message.id, score.label("score"), mine.label("mine"))
+        .where(_fulltext(plan)).limit(RANKED_CANDIDATES)
+    )
+
+
+def _page_from_best(best: list[sa.Row], offset: int, limit: int) -> list[str] | None:
+    """The page (plus one) of the user's results among the best matches, in the full ranking's
+    order (score, then newest), or None when they do not settle it."""
+    scores = [row.score for row in best]
+    if any(later > earlier for earlier, later in zip(scores, scores[1:], strict=False)):
+        return None  # not handed over best first: only the full ranking is sure
+    if len(best) == RANKED_CANDIDATES:
+        # Matches left out score no higher than the last candidate and may tie with it.
+        best = [row for row in best if row.score > best[-1].score]
+        complete = False
+    else:
+        complete = True
+    mine = sorted((row for row in best if row.mine), key=lambda row: (row.score, row.id),
+                  reverse=True)
+    if complete or len(mine) > offset + limit:
+        return [row.id for row in mine[offset:offset + limit + 1]]
+    return None
 
 
 def _ranked_scan(plan: Plan, room_ids: Sequence[str], offset: int, limit: int,
