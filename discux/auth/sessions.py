@@ -26,7 +26,7 @@ SESSION_LIFETIME_MS = 30 * 24 * 3600 * 1000
 REFRESH_AFTER_MS = 24 * 3600 * 1000  # sliding expiry moves at most once a day
 LAST_ACTIVE_EVERY = timedelta(minutes=1)
 SIGNED_IN_CACHE_SECONDS = 3.0
-SIGNED_IN_CACHE_SIZE = 10_000
+SIGNED_IN_CACHE_SIZE = 2_000  # ~3 KiB each (6 MiB at most); old entries stay until it fills
 CACHE_KEY = "discux.signed_in"
 
 # Built once: each request only binds the token's hash.
