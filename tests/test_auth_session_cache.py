@@ -4,6 +4,8 @@ SIGNED_IN_CACHE_SECONDS in any other worker."""
 
 from __future__ import annotations
 
+import threading
+
 import sqlalchemy as sa
 
 from discux import plans
@@ -62,6 +64,38 @@ def test_signing_out_other_sessions_ends_them_at_once(app, client, csrf_token, l
     client.post("/settings/sessions/sign-out-others", data={"csrf_token": csrf_token()})
     assert other.get("/settings").status_code == 302
     assert client.get("/settings").status_code == 200
+
+
+def test_a_sign_out_committed_while_a_request_reads_the_session_is_not_undone(app, client):
+    """A request of this worker reads the session row, then another request of this worker signs
+    that session out (commit, then drop) before the first one keeps what it read: the old row
+    must not come back for the cache's seconds."""
+    _, token = signed_in(app, client)
+    token_hash = sha256_hex(token)
+    signed_out = threading.Event()
+
+    def sign_out_meanwhile():
+        with app.app_context():
+            db.session.execute(sa.delete(Session).where(Session.session_token == token_hash))
+            db.session.commit()
+            signed_in_cache(app).drop_token(token_hash)
+
+    def after_read(conn, cursor, statement, *args):
+        if "sessionToken" in statement and not signed_out.is_set():
+            signed_out.set()
+            other = threading.Thread(target=sign_out_meanwhile)
+            other.start()
+            other.join()
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "after_cursor_execute", after_read)
+    try:
+        assert client.get("/settings").status_code == 200  # read before the sign-out committed
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", after_read)
+    assert signed_out.is_set()
+    assert client.get("/settings").status_code == 302
 
 
 def test_session_deleted_by_another_worker_stops_working_within_the_bound(app, client,

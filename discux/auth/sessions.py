@@ -53,9 +53,10 @@ def end_session() -> None:
     """Delete the current session row and clear the cookie."""
     row = getattr(g, "current_session", None)
     if row is not None:
-        signed_in_cache().drop_token(row.session_token)
         db.session.execute(sa.delete(Session).where(Session.id == row.id))
         db.session.commit()
+        # After the commit: a read that began before it has its copy refused (see keep()).
+        signed_in_cache().drop_token(row.session_token)
     g.clear_session_cookie = True
 
 
@@ -93,7 +94,12 @@ class SignedInCache:
     elsewhere keeps working here for at most that long, a renamed user may post under the old name
     for that long. Changes made through this worker's ORM take effect at once: signing out, signing
     out other sessions, and any flush or bulk UPDATE/DELETE that touches a Session or a User drop
-    the entries concerned (see `_drop_changed`). Expiry is checked on every hit.
+    the entries concerned (see `_drop_changed`), again once committed. Expiry is checked on every
+    hit.
+
+    Every drop moves `generation` on. A row read before a change committed but kept after the
+    drop would bring the old row back for seconds, so `keep` refuses a row whose read began
+    under an earlier generation.
     """
 
     def __init__(self, seconds: float = SIGNED_IN_CACHE_SECONDS,
@@ -103,6 +109,7 @@ class SignedInCache:
         self.clock = clock
         self._entries: dict[str, tuple[Session, float]] = {}
         self._lock = threading.Lock()
+        self.generation = 0
 
     def get(self, token_hash: str) -> Session | None:
         """The kept copy of the session row (user included), if it was read recently enough."""
@@ -111,27 +118,33 @@ class SignedInCache:
             return None
         return found[0]
 
-    def keep(self, row: Session, read_at: float) -> None:
-        """Remember `row` and its user as they were read at `read_at` (by `clock`)."""
+    def keep(self, row: Session, read_at: float, generation: int) -> None:
+        """Remember `row` and its user as read at `read_at` (by `clock`) by a read that began
+        at `generation`; nothing if anything was dropped since."""
         copy = _detached_copy(row)
         with self._lock:
+            if generation != self.generation:
+                return
             if len(self._entries) >= self.size:
                 self._entries.clear()  # bounded; entries live seconds, refilling is cheap
             self._entries[row.session_token] = (copy, read_at)
 
     def drop_token(self, token_hash: str) -> None:
         with self._lock:
+            self.generation += 1
             self._entries.pop(token_hash, None)
 
     def drop_user(self, user_id: str, keep_token: str | None = None) -> None:
         """Forget every session of `user_id` (except `keep_token`'s)."""
         with self._lock:
+            self.generation += 1
             for token_hash, (row, _) in list(self._entries.items()):
                 if row.user_id == user_id and token_hash != keep_token:
                     del self._entries[token_hash]
 
     def clear(self) -> None:
         with self._lock:
+            self.generation += 1
             self._entries.clear()
 
 
@@ -159,12 +172,11 @@ def session_for_token(raw_token: str) -> Session | None:
     kept = cache.get(token_hash)
     if kept is not None and kept.expires > epoch_ms():
         return db.session.merge(kept, load=False)
-    read_at = cache.clock()
+    read_at, generation = cache.clock(), cache.generation
     row = db.session.scalar(_SESSION_BY_TOKEN, {"token_hash": token_hash})
     if row is None or row.expires <= epoch_ms():
-        cache.drop_token(token_hash)
         return None
-    cache.keep(row, read_at)
+    cache.keep(row, read_at, generation)
     return row
 
 
@@ -251,7 +263,8 @@ def _drop(keys: list[tuple[str, str | None]]) -> None:
 
 
 def _drop_all_on_bulk_change(state) -> None:
-    """(do_orm_execute) A bulk UPDATE or DELETE of users or sessions empties the cache."""
+    """(do_orm_execute) A bulk UPDATE or DELETE of users or sessions empties the cache, now and
+    again once committed."""
     if not (state.is_update or state.is_delete) or not has_app_context():
         return
     table = getattr(state.statement, "table", None)
@@ -259,6 +272,7 @@ def _drop_all_on_bulk_change(state) -> None:
         cache = current_app.extensions.get(CACHE_KEY)
         if cache is not None:
             cache.clear()
+            state.session.info.setdefault(CACHE_KEY, []).append(("all", None))
 
 
 def init_sessions(app: Flask) -> None:
