@@ -46,8 +46,7 @@ def create(room_id: str):
     )
     # The token is stored only as a hash: this response is the one time the link is shown.
     return _render_section_or_room(
-        room, participant, 201, invite_form=InviteForm(formdata=None),
-        new_invite_link=invite_url(token),
+        room, participant, 201, invite_form=None, new_invite_link=invite_url(token),
     )
 
 

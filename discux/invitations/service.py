@@ -90,17 +90,6 @@ def create_invitation(
     return invitation, token
 
 
-def invitations_for(room: Room) -> list[RoomInvitation]:
-    """Every invitation of the room, newest first."""
-    return list(
-        db.session.scalars(
-            sa.select(RoomInvitation)
-            .where(RoomInvitation.room_id == room.id)
-            .order_by(RoomInvitation.id.desc())
-        )
-    )
-
-
 def revoke_invitation(actor: User, room: Room, invitation_id: str) -> RoomInvitation:
     """Stop an unused link from working."""
     require_participant(actor, room, "invite")

@@ -115,15 +115,17 @@ def room_page_context(room: Room, participant: RoomParticipant, **overrides) -> 
     agents = agents_of(room)
     settings = room.settings
     # Forms are shown only to whoever may use them (most viewers are plain members).
+    refused = {name: overrides.pop(name, None)
+               for name in ("settings_form", "add_agent_form", "transfer_form")}
     settings_form = add_agent_form = transfer_form = None
     if allowed["edit_settings"]:
-        settings_form = form_view(SettingsForm, overrides.pop("settings_form", None), values={
+        settings_form = form_view(SettingsForm, refused["settings_form"], values={
             "max_agents": settings.max_agents,
             "allow_agent_creation": settings.allow_agent_creation,
             "auto_summarize": settings.auto_summarize,
         })
     if allowed["add_agent"]:
-        add_agent_form = form_view(AddAgentForm, overrides.pop("add_agent_form", None), choices={
+        add_agent_form = form_view(AddAgentForm, refused["add_agent_form"], choices={
             "agent_id": [
                 SelectChoice(agent.id, f"{agent.emoji} {agent.name}",
                              optgroup="Your agents" if agent.created_by == user.id
@@ -131,7 +133,7 @@ def room_page_context(room: Room, participant: RoomParticipant, **overrides) -> 
                 for agent in addable_agents(room, user)
             ]})
     if allowed["transfer_ownership"]:
-        transfer_form = form_view(TransferForm, overrides.pop("transfer_form", None), choices={
+        transfer_form = form_view(TransferForm, refused["transfer_form"], choices={
             "new_owner_id": [SelectChoice(row.user.id, row.user.display_name) for row in people
                              if row.participant.role != "owner"]})
     context = {
