@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
 import pytest
 import sqlalchemy as sa
@@ -229,6 +230,33 @@ def test_a_reply_the_model_answers_at_once_still_streams_after_its_row(llm_app, 
         assert streamed == f"Answer {n} right away."
         assert all(e["data"]["id"] == created["data"]["id"] for e in seen)
         room.wait()
+
+
+def test_busy_request_threads_do_not_hold_back_the_answering_line(llm_app, fake, room_socket,
+                                                                   monkeypatch):
+    # A turn stands aside while its request is being sent; one queued behind busy request
+    # threads is not being sent, so the turn announces itself without waiting for it.
+    monkeypatch.setattr("discux.discussion.engine.REQUEST_SEND_WAIT", 3600)
+    room = Room(llm_app)
+    ws = room_socket(room)
+    requests = engine_for(llm_app).requests
+    release = threading.Event()
+    held = [requests.submit(release.wait)[0] for _ in range(requests.workers)]
+    try:
+        fake.queue(FakeReply(text="Worth the wait."))
+        room.post("@Nova are you there?")
+        status = ws_client.wait_for_event(ws, lambda e: e["type"] == "agent.status")
+        assert status["data"]["state"] == "answering" and status["data"]["agent"] == "Nova"
+        created = ws_client.wait_for_event(ws, lambda e: e["type"] == "message.created"
+                                           and e["data"]["type"] == "agent")
+        assert created["data"]["status"] == "streaming"
+        assert fake.requests == []  # the model has not been asked yet: its request is queued
+    finally:
+        release.set()
+    assert all(f.result(timeout=5) for f in held)
+    completed = ws_client.wait_for_event(ws, lambda e: e["type"] == "message.completed"
+                                         and e["data"]["id"] == created["data"]["id"])
+    assert completed["data"]["content"] == "Worth the wait."
 
 
 def test_stop_keeps_the_partial_reply_and_drops_the_queue(llm_app, fake, room_socket):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import sqlalchemy as sa
 
 from discux.agents.styles import style_for, system_prompt
 from discux.extensions import db
-from discux.messages.service import room_agents
-from discux.models import Agent, Message, RoomBrief, RoomParticipant, User
+from discux.models import Message, RoomBrief, RoomParticipant, User
 
 HISTORY_MESSAGES = 24
 HISTORY_TOKENS = 6000
@@ -23,6 +23,18 @@ SCAN_LIMIT = HISTORY_MESSAGES + 8
 def estimate_tokens(text: str) -> int:
     """~4 characters a token: close enough for budgeting, with no tokenizer to install."""
     return max(1, (len(text) + 3) // 4)
+
+
+class TurnAgent(Protocol):
+    """What a turn reads of an agent: an `Agent`, or a row of its columns."""
+
+    id: str
+    name: str
+    prompt: str
+    emoji: str
+    color: str | None
+    style: str | None
+    model: str | None
 
 
 @dataclass
@@ -38,7 +50,7 @@ class Prompt:
         return json.dumps(self.receipt, separators=(",", ":"))
 
 
-def room_note(agent: Agent, people: list[str], agents: list[Agent]) -> str:
+def room_note(agent: TurnAgent, people: list[str], agents: list[TurnAgent]) -> str:
     others = [a for a in agents if a.id != agent.id]
     lines = [f"People in this room: {', '.join(people) or 'nobody yet'}."]
     if others:
@@ -55,7 +67,7 @@ def room_note(agent: Agent, people: list[str], agents: list[Agent]) -> str:
     return "\n".join(lines)
 
 
-def _speaker_line(message: sa.Row, agent: Agent) -> dict:
+def _speaker_line(message: sa.Row, agent: TurnAgent) -> dict:
     if message.type == "agent" and message.sender_id == agent.id:
         return {"role": "assistant", "content": message.content}
     label = message.name or "Someone"  # the sender's name when it was sent
@@ -76,7 +88,7 @@ def _read_part(kind: str, **columns: sa.ColumnElement) -> sa.Select:
         for name, type_ in _READ_COLUMNS.items()))
 
 
-def _prompt_reads(dialect: str, upto_message_id: str | None = None) -> sa.CompoundSelect:
+def _prompt_reads(dialect: str) -> sa.CompoundSelect:
     """Recent history, the latest brief and who is here, in one statement. Nothing is cached:
     a renamed person, a new member or a new brief version is in the very next prompt,
     whichever worker wrote it."""
@@ -88,8 +100,6 @@ def _prompt_reads(dialect: str, upto_message_id: str | None = None) -> sa.Compou
                sa.func.trim(Message.content) != "")
         .order_by(Message.id.desc()).limit(SCAN_LIMIT)
     )
-    if upto_message_id:
-        history = history.where(Message.id <= upto_message_id)
     brief = (
         _read_part("brief", content=RoomBrief.content, version=RoomBrief.version)
         .where(RoomBrief.room_id == sa.bindparam("room_id"))
@@ -114,24 +124,18 @@ def _prompt_reads(dialect: str, upto_message_id: str | None = None) -> sa.Compou
 PROMPT_READS = {dialect: _prompt_reads(dialect) for dialect in ("sqlite", "other")}
 
 
-def build_prompt(agent: Agent, room_id: str, upto_message_id: str | None = None,
-                 provider_label: str | None = None, is_demo: bool = False,
-                 agents: list[Agent] | None = None) -> Prompt:
-    """The chat messages for `agent`'s next reply in the room, newest history last.
-
-    `agents` are the room's agents when the caller already loaded them (saves a query)."""
+def build_prompt(agent: TurnAgent, room_id: str, agents: list[TurnAgent],
+                 provider_label: str | None = None, is_demo: bool = False) -> Prompt:
+    """The chat messages for `agent`'s next reply in the room (whose agents are `agents`),
+    newest history last."""
     dialect = "sqlite" if db.engine.dialect.name == "sqlite" else "other"
-    statement = (_prompt_reads(dialect, upto_message_id) if upto_message_id
-                 else PROMPT_READS[dialect])
-    rows = db.session.execute(statement, {"room_id": room_id}).all()
+    rows = db.session.execute(PROMPT_READS[dialect], {"room_id": room_id}).all()
     # A compound statement promises no order: each part is put in its own here.
     candidates = sorted((r for r in rows if r.kind == "message"), key=lambda r: r.id,
                         reverse=True)
     brief = next((r for r in rows if r.kind == "brief"), None)
     people = [r.name for r in sorted((r for r in rows if r.kind == "person"),  # NULLs first, as SQL
                                      key=lambda r: (r.joined_at is not None, r.joined_at))]
-    if agents is None:
-        agents = room_agents(room_id)
     system = system_prompt(agent.name, agent.prompt, agent.style,
                            room_note(agent, [p or "Someone" for p in people], agents))
     if brief is not None:

@@ -14,16 +14,17 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, current_app, render_template
 
 from discux.agents.styles import style_for
-from discux.discussion.context import build_prompt
+from discux.discussion.context import TurnAgent, build_prompt
 from discux.discussion.summaries import SummaryClock, maybe_auto_summarize, summarize_room
 from discux.extensions import db
 from discux.ids import new_id, utcnow
@@ -43,6 +44,7 @@ from discux.realtime import publish
 from discux.realtime.hub import hub_for
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_HANDOVERS = 3
 MAX_REPLIES = 10
@@ -94,6 +96,30 @@ class RoomRunner:
         self.idle.set()
 
 
+class RequestThreads:
+    """The threads that send turns' model requests, counting how many are taken."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.pool = ThreadPoolExecutor(max_workers=workers,
+                                       thread_name_prefix="discux-llm-request")
+        self.lock = threading.Lock()
+        self.taken = 0  # running or queued
+
+    def submit(self, fn: Callable[..., T], *args: object) -> tuple[Future[T], bool]:
+        """Run `fn(*args)` on a request thread; True when a thread is free to start it now."""
+        with self.lock:
+            starts_now = self.taken < self.workers
+            self.taken += 1
+        future = self.pool.submit(fn, *args)
+        future.add_done_callback(self._release)  # also when it is cancelled
+        return future, starts_now
+
+    def _release(self, _future: Future) -> None:
+        with self.lock:
+            self.taken -= 1
+
+
 class Engine:
     """One per app: the room runners and the worker pool they share."""
 
@@ -102,8 +128,7 @@ class Engine:
         workers = int(app.config.get("DISCUX_AGENT_WORKERS", 4))
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="discux-agent")
         # Sends a turn's model request while its runner stores the reply row (one per runner).
-        self.requests = ThreadPoolExecutor(max_workers=workers,
-                                           thread_name_prefix="discux-llm-request")
+        self.requests = RequestThreads(workers)
         self.summary_clock = SummaryClock()
         self.runners: dict[str, RoomRunner] = {}
         self.lock = threading.Lock()
@@ -329,7 +354,7 @@ COUNT_AGENT_USE = (
 )
 
 
-def wait_for_rate_limit(agent: Agent, generation: Generation, room_id: str) -> bool:
+def wait_for_rate_limit(agent: TurnAgent, generation: Generation, room_id: str) -> bool:
     """Hold the room's queue while the agent has used its replies for this minute (it waits,
     it is not dropped). False when the generation was cancelled while waiting."""
     while True:
@@ -347,7 +372,7 @@ def wait_for_rate_limit(agent: Agent, generation: Generation, room_id: str) -> b
             return False
 
 
-def run_reply(runner: RoomRunner, turn: Turn) -> list[Agent]:
+def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
     """Stream one agent's reply into a message row; returns the agents it hands over to.
 
     The model is asked as early as possible: the few reads the prompt needs come first, then the
@@ -371,8 +396,8 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[Agent]:
         return []
 
     provider = get_provider()
-    prompt = build_prompt(agent, room_id, provider_label=provider.label,
-                          is_demo=provider.is_demo, agents=list(in_room.values()))
+    prompt = build_prompt(agent, room_id, list(in_room.values()), provider_label=provider.label,
+                          is_demo=provider.is_demo)
     style = style_for(agent.style)
     started = time.monotonic()
     reply = Message(
@@ -387,11 +412,13 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[Agent]:
         prompt.messages, model=agent.model, temperature=style.temperature,
         max_tokens=style.max_tokens, on_sent=first_piece.request_sent.set,
     ))
-    first_delta = engine_for().requests.submit(first_piece.fetch, deltas)
+    first_delta, sending_now = engine_for().requests.submit(first_piece.fetch, deltas)
     # Stand aside while the request thread sends the request: this thread would otherwise hold
     # the interpreter lock for the turn's status, row and commit first (up to the 5 ms switch
-    # interval), and the request would leave that much later.
-    first_piece.request_sent.wait(REQUEST_SEND_WAIT)
+    # interval), and the request would leave that much later. A request queued behind busy
+    # threads is not being sent: waiting for it would only hold back "answering" and the row.
+    if sending_now:
+        first_piece.request_sent.wait(REQUEST_SEND_WAIT)
     try:
         generation.replies += 1
         publish_status(room_id, {
