@@ -36,6 +36,26 @@ def test_a_frame_is_encoded_once_per_group_of_sockets():
     assert inflated.decode() == frame.text
 
 
+
+@pytest.mark.parametrize("group", [PLAIN] + [("deflate", bits) for bits in (9, 12, 15)])
+def test_frames_are_the_bytes_wsproto_would_write(group):
+    """Frames are built by hand (cheaper than a protocol object per event): every length class,
+    multi-byte text and every window size give exactly the bytes of wsproto's encoder."""
+    from wsproto.extensions import PerMessageDeflate
+    from wsproto.frame_protocol import FrameProtocol
+
+    texts = ["", "a", "é" * 62, "x" * 125, "x" * 126, "🧑‍💻 ship it " * 40,
+             os.urandom(40_000).hex()[:65535], os.urandom(50_000).hex(), "<p>" + "y" * 70_000]
+    for text in texts:
+        extensions = []
+        if group != PLAIN:
+            deflate = PerMessageDeflate(server_no_context_takeover=True,
+                                        server_max_window_bits=group[1])
+            deflate.finalize(f"{deflate.name}; server_no_context_takeover")
+            extensions = [deflate]
+        expected = bytes(FrameProtocol(client=False, extensions=extensions).send_data(text))
+        assert OutboundFrame(text).encoded(group) == expected, (group, len(text))
+
 def test_browser_like_sockets_get_deflate_without_context_takeover(live_server, world):
     listeners = [DeflateClient(live_server.url, world.room_id, person.token)
                  for person in (world.member, world.admin)]

@@ -21,15 +21,17 @@ import contextlib
 import select
 import socket
 import ssl
+import struct
 import threading
 import time
+import zlib
 from functools import cached_property
 
 import flask_sock
 from simple_websocket import ConnectionClosed, Server
 from wsproto.events import AcceptConnection, Ping, Request
 from wsproto.extensions import PerMessageDeflate
-from wsproto.frame_protocol import CloseReason, FrameProtocol
+from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError
 
 SOCKET_KEYS = ("werkzeug.socket", "gunicorn.socket")
@@ -110,7 +112,7 @@ class OutboundFrame:
         """The wire frame for sockets of `group` (see `RoomSocketServer.frame_group`)."""
         frame = self._encoded.get(group)
         if frame is None:
-            frame = self._encoded[group] = bytes(_protocol_for(group).send_data(self.text))
+            frame = self._encoded[group] = encode_text_frame(self.text, group)
         return frame
 
     def plain_bytes(self) -> bytes:
@@ -118,16 +120,30 @@ class OutboundFrame:
 
 
 PLAIN = ("plain",)
+FIN_TEXT = 0x81  # FIN bit + text opcode; server frames are never masked
+RSV1 = 0x40  # "this message is compressed" (permessage-deflate)
 
 
-def _protocol_for(group: tuple) -> FrameProtocol:
-    """A fresh server-side frame encoder for a group of sockets."""
-    if group == PLAIN:
-        return FrameProtocol(client=False, extensions=[])
-    _, window_bits = group
-    deflate = PerMessageDeflate(server_no_context_takeover=True, server_max_window_bits=window_bits)
-    deflate.finalize(f"{deflate.name}; server_no_context_takeover")  # marks it enabled
-    return FrameProtocol(client=False, extensions=[deflate])
+def encode_text_frame(text: str, group: tuple) -> bytes:
+    """One unfragmented server text frame for sockets of `group`, byte for byte what wsproto's
+    `FrameProtocol.send_data` writes (a test checks), without building a protocol object and a
+    deflate extension per event: that machinery cost more than the compression on the way to
+    the first listener. Deflated frames (RFC 7692) are compressed afresh each time
+    (`server_no_context_takeover`) and lose the sync flush's trailing 00 00 ff ff."""
+    payload = text.encode("utf-8")
+    first = FIN_TEXT
+    if group != PLAIN:
+        compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -int(group[1]))
+        payload = (compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        first |= RSV1
+    size = len(payload)
+    if size <= 125:
+        header = bytes((first, size))
+    elif size <= 0xFFFF:
+        header = struct.pack("!BBH", first, 126, size)
+    else:
+        header = struct.pack("!BBQ", first, 127, size)
+    return header + payload
 
 
 class _HandshakeDone:
