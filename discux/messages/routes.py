@@ -34,7 +34,8 @@ def _room_of_member(room_id: str) -> tuple[Room, RoomParticipant]:
         if _is_htmx():
             abort(make_response("", 401, {"HX-Redirect": login}))
         abort(redirect(login))
-    found = room_and_membership(current_user, room_id)  # one query: every post starts here
+    # The user itself, not the proxy: each attribute read through `current_user` costs a lookup.
+    found = room_and_membership(current_user._get_current_object(), room_id)  # one query
     if found is None or not can(found[1], "view", found[0]):
         abort(404)
     return found[0], found[1]
@@ -73,8 +74,8 @@ def post(room_id: str):
                 "The message contains bytes that are not valid UTF-8 text; nothing was sent.",
                 "content",
             )
-        message = service.post_user_message(current_user, room, content, humans_only,
-                                            participant=participant)
+        message = service.post_user_message(current_user._get_current_object(), room, content,
+                                            humans_only, participant=participant)
         on_user_message(message)
     except DiscuxError as error:
         db.session.rollback()
