@@ -373,6 +373,30 @@ def test_an_agent_over_its_rate_limit_waits_and_then_answers(llm_app, fake, room
     assert len(room.replies()) == 11
 
 
+def test_an_agent_that_waited_for_its_rate_limit_sees_what_was_said_meanwhile(
+        llm_app, fake, room_socket):
+    room = Room(llm_app)
+    ws = room_socket(room)
+    from datetime import timedelta
+
+    from discux.ids import utcnow
+
+    with llm_app.app_context():
+        nova = db.session.get(Agent, room.agents["Nova"])
+        for _ in range(10):
+            chat_factories.create_message(room.id, nova, "earlier")
+        db.session.execute(sa.update(Message).where(Message.sender_id == nova.id).values(
+            timestamp=utcnow() - timedelta(seconds=59.2)))
+        db.session.commit()
+    room.post("@Nova one more")
+    status = ws_client.wait_for_event(ws, lambda e: e["type"] == "agent.status")
+    assert (status["data"]["state"], status["data"]["agent"]) == ("waiting", "Nova")
+    room.post("Also: the launch moved to Friday.")
+    room.wait(timeout=15)
+    history = json.dumps(fake.requests[-1]["messages"])
+    assert "Ana: @Nova one more" in history and "the launch moved to Friday" in history
+
+
 def test_an_agent_one_reply_short_of_its_rate_limit_answers_at_once(llm_app, fake, room_socket):
     # The replies were written by "another worker": only the database knows of them.
     room = Room(llm_app)

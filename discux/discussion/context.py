@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 import sqlalchemy as sa
 
 from discux.agents.styles import style_for, system_prompt
 from discux.extensions import db
-from discux.models import Message, RoomBrief, RoomParticipant, User
+from discux.models import Agent, Message, RoomAgent, RoomBrief, RoomParticipant, User
 
 HISTORY_MESSAGES = 24
 HISTORY_TOKENS = 6000
@@ -76,10 +77,13 @@ def _speaker_line(message: sa.Row, agent: TurnAgent) -> dict:
     return {"role": "user", "content": f"{label}: {message.content}"}
 
 
-# One row layout for the three reads: what a row is comes in `kind`.
+# One row layout for the four reads: what a row is comes in `kind`. An agent's row has the
+# attributes of a TurnAgent, and `recent_replies`.
 _READ_COLUMNS = {"id": sa.String(), "type": sa.String(), "sender_id": sa.String(),
                  "name": sa.String(), "content": sa.Text(), "version": sa.Integer(),
-                 "joined_at": sa.DateTime()}
+                 "joined_at": sa.DateTime(), "membership_id": sa.String(),
+                 "prompt": sa.Text(), "emoji": sa.String(), "color": sa.String(),
+                 "style": sa.String(), "model": sa.String(), "recent_replies": sa.Integer()}
 
 
 def _read_part(kind: str, **columns: sa.ColumnElement) -> sa.Select:
@@ -88,10 +92,23 @@ def _read_part(kind: str, **columns: sa.ColumnElement) -> sa.Select:
         for name, type_ in _READ_COLUMNS.items()))
 
 
-def _prompt_reads(dialect: str) -> sa.CompoundSelect:
-    """Recent history, the latest brief and who is here, in one statement. Nothing is cached:
-    a renamed person, a new member or a new brief version is in the very next prompt,
-    whichever worker wrote it."""
+def _turn_reads(dialect: str) -> sa.CompoundSelect:
+    """The room's agents (with the replying agent's replies since `since`), recent history, the
+    latest brief and who is here, in one statement. Nothing is cached: a renamed person, a new
+    member or a new brief version is in the very next prompt, whichever worker wrote it."""
+    agents = (
+        _read_part(
+            "agent", id=Agent.id, name=Agent.name, prompt=Agent.prompt, emoji=Agent.emoji,
+            color=Agent.color, style=Agent.style, model=Agent.model,
+            joined_at=RoomAgent.added_at, membership_id=RoomAgent.id,
+            recent_replies=sa.select(sa.func.count()).select_from(Message).where(
+                Message.sender_id == sa.bindparam("agent_id"), Message.type == "agent",
+                Message.timestamp >= sa.bindparam("since")).scalar_subquery())
+        # From the room's rows to its agents: MariaDB joins in the order written when its
+        # statistics tie, and the other way round scans every agent (3x the time here).
+        .select_from(RoomAgent).join(Agent, Agent.id == RoomAgent.agent_id)
+        .where(RoomAgent.room_id == sa.bindparam("room_id"))
+    )
     history = (
         _read_part("message", id=Message.id, type=Message.type, sender_id=Message.sender_id,
                    name=Message.sender_name, content=Message.content)
@@ -115,27 +132,51 @@ def _prompt_reads(dialect: str) -> sa.CompoundSelect:
         # would copy each subquery into a temporary table (3x the time of the parenthesized
         # parts it gets instead).
         history, brief = sa.select(history.subquery()), sa.select(brief.subquery())
-    return sa.union_all(history, brief, people)
+    return sa.union_all(agents, history, brief, people)
 
 
-# Built once per database kind: the prompt's reads run before every agent reply, ahead of the
-# model request; on MariaDB a round trip costs more than the read itself, and building a
-# statement more than running it on a small room.
-PROMPT_READS = {dialect: _prompt_reads(dialect) for dialect in ("sqlite", "other")}
+# Built once per database kind: these reads run before every agent reply, ahead of the model
+# request; on MariaDB a round trip costs more than the read itself, and building a statement
+# more than running it on a small room.
+TURN_READS = {dialect: _turn_reads(dialect) for dialect in ("sqlite", "other")}
 
 
-def build_prompt(agent: TurnAgent, room_id: str, agents: list[TurnAgent],
-                 provider_label: str | None = None, is_demo: bool = False) -> Prompt:
-    """The chat messages for `agent`'s next reply in the room (whose agents are `agents`),
-    newest history last."""
+def _joined(row: sa.Row) -> tuple[bool, datetime | None]:
+    return row.joined_at is not None, row.joined_at  # NULLs first, as SQL sorts them
+
+
+@dataclass
+class TurnReads:
+    """What a reply's turn reads before its model request."""
+
+    agents: list[sa.Row]  # the room's agents, in the order they joined (TurnAgent rows)
+    history: list[sa.Row]  # recent messages with content, newest first
+    brief: sa.Row | None
+    people: list[str | None]
+
+
+def read_turn(room_id: str, agent_id: str, since: datetime) -> TurnReads:
+    """The room's agents (each row's `recent_replies` counts `agent_id`'s replies since
+    `since`), its recent history, latest brief and people, in one round trip."""
     dialect = "sqlite" if db.engine.dialect.name == "sqlite" else "other"
-    rows = db.session.execute(PROMPT_READS[dialect], {"room_id": room_id}).all()
+    rows = db.session.execute(TURN_READS[dialect], {
+        "room_id": room_id, "agent_id": agent_id, "since": since}).all()
     # A compound statement promises no order: each part is put in its own here.
-    candidates = sorted((r for r in rows if r.kind == "message"), key=lambda r: r.id,
-                        reverse=True)
-    brief = next((r for r in rows if r.kind == "brief"), None)
-    people = [r.name for r in sorted((r for r in rows if r.kind == "person"),  # NULLs first, as SQL
-                                     key=lambda r: (r.joined_at is not None, r.joined_at))]
+    return TurnReads(
+        agents=sorted((r for r in rows if r.kind == "agent"),
+                      key=lambda r: (*_joined(r), r.membership_id)),
+        history=sorted((r for r in rows if r.kind == "message"), key=lambda r: r.id,
+                       reverse=True),
+        brief=next((r for r in rows if r.kind == "brief"), None),
+        people=[r.name for r in sorted((r for r in rows if r.kind == "person"), key=_joined)],
+    )
+
+
+def build_prompt(agent: TurnAgent, reads: TurnReads, provider_label: str | None = None,
+                 is_demo: bool = False) -> Prompt:
+    """The chat messages for `agent`'s next reply in the room `reads` were read from, newest
+    history last."""
+    agents, candidates, brief, people = reads.agents, reads.history, reads.brief, reads.people
     system = system_prompt(agent.name, agent.prompt, agent.style,
                            room_note(agent, [p or "Someone" for p in people], agents))
     if brief is not None:

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, render_template
 
 from discux.agents.styles import style_for
-from discux.discussion.context import TurnAgent, build_prompt
+from discux.discussion.context import TurnAgent, build_prompt, read_turn
 from discux.discussion.summaries import SummaryClock, maybe_auto_summarize, summarize_room
 from discux.extensions import db
 from discux.ids import new_id, utcnow
@@ -39,7 +39,7 @@ from discux.messages.service import (
     render_markdown,
     room_agents,
 )
-from discux.models import Agent, Message, Room, RoomAgent
+from discux.models import Agent, Message, Room
 from discux.realtime import publish
 from discux.realtime.hub import hub_for
 
@@ -330,22 +330,12 @@ def continue_discussion(room: Room) -> list[Agent]:
     return agents
 
 
-# Built once: they run before every reply.
-RECENT_REPLIES = sa.and_(Message.sender_id == sa.bindparam("agent_id"), Message.type == "agent",
-                         Message.timestamp >= sa.bindparam("since"))
-AGENT_REPLY_TIMES = sa.select(Message.timestamp).where(RECENT_REPLIES).order_by(Message.timestamp)
-# The room's agents (the columns a turn reads, in room order) with the replying agent's
-# replies in the last minute: one round trip before the prompt's reads instead of two.
-ROOM_AGENTS_AND_RECENT_REPLIES = (
-    sa.select(Agent.id, Agent.name, Agent.prompt, Agent.emoji, Agent.color, Agent.style,
-              Agent.model,
-              sa.select(sa.func.count()).select_from(Message).where(RECENT_REPLIES)
-              .scalar_subquery().label("recent_replies"))
-    # From the room's rows to its agents: MariaDB joins in the order written when its
-    # statistics tie, and the other way round scans every agent (3x the time here).
-    .select_from(RoomAgent).join(Agent, Agent.id == RoomAgent.agent_id)
-    .where(RoomAgent.room_id == sa.bindparam("room_id"))
-    .order_by(RoomAgent.added_at, RoomAgent.id)
+# Built once: it runs before a reply whose agent is at its limit.
+AGENT_REPLY_TIMES = (
+    sa.select(Message.timestamp)
+    .where(Message.sender_id == sa.bindparam("agent_id"), Message.type == "agent",
+           Message.timestamp >= sa.bindparam("since"))
+    .order_by(Message.timestamp)
 )
 
 COUNT_AGENT_USE = (
@@ -381,23 +371,27 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
     been announced, so neither the row's write nor a thread hand-off delays the first token."""
     generation = turn.generation
     room_id = runner.room_id
-    # The room's agents as rows (a deleted room, or an agent removed from it, has none here),
-    # and whether the replying agent may answer now: the count is read from the messages, so
-    # the limit holds whichever worker wrote them.
-    rows = db.session.execute(ROOM_AGENTS_AND_RECENT_REPLIES, {
-        "room_id": room_id, "agent_id": turn.agent_id,
-        "since": utcnow() - timedelta(seconds=60)}).all()
-    in_room = {a.id: a for a in rows}
+    # Everything the prompt needs in one round trip, with the room's agents as rows (a deleted
+    # room, or an agent removed from it, has none here) and whether the replying agent may
+    # answer now: the count is read from the messages, so the limit holds whichever worker
+    # wrote them.
+    reads = read_turn(room_id, turn.agent_id, utcnow() - timedelta(seconds=60))
+    in_room = {a.id: a for a in reads.agents}
     agent = in_room.get(turn.agent_id)
     if agent is None:
         return []
-    if (agent.recent_replies >= AGENT_REPLIES_PER_MINUTE
-            and not wait_for_rate_limit(agent, generation, room_id)):
-        return []
+    if agent.recent_replies >= AGENT_REPLIES_PER_MINUTE:
+        if not wait_for_rate_limit(agent, generation, room_id):
+            return []
+        # The room went on while the agent waited: its prompt is read afresh.
+        reads = read_turn(room_id, turn.agent_id, utcnow() - timedelta(seconds=60))
+        in_room = {a.id: a for a in reads.agents}
+        agent = in_room.get(turn.agent_id)
+        if agent is None:
+            return []
 
     provider = get_provider()
-    prompt = build_prompt(agent, room_id, list(in_room.values()), provider_label=provider.label,
-                          is_demo=provider.is_demo)
+    prompt = build_prompt(agent, reads, provider_label=provider.label, is_demo=provider.is_demo)
     style = style_for(agent.style)
     started = time.monotonic()
     reply = Message(
