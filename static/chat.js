@@ -224,14 +224,22 @@
     if (area.value.trim() && !form.classList.contains("htmx-request")) form.requestSubmit();
   });
 
-  // After a post htmx swaps in a fresh composer: keep typing where you were.
+  // After a post htmx swaps in a fresh composer: keep typing where you were. Only when the swap
+  // took the focus away: the message often arrives by socket first, and whoever has already
+  // moved on (Shift+Tab to its Delete button) keeps the focus where they put it.
   let refocus = false;
+  let sentFrom = null; // the composer that sent; a different one in its place means it was swapped
   document.body.addEventListener("htmx:beforeRequest", (event) => {
-    if (event.detail.elt.id === "composer") refocus = document.activeElement === textarea();
+    if (event.detail.elt.id !== "composer") return;
+    sentFrom = event.detail.elt;
+    refocus = document.activeElement === textarea();
   });
   document.body.addEventListener("htmx:afterSettle", () => {
     const area = textarea();
-    if (refocus && area && document.activeElement !== area) {
+    if (!sentFrom || !area || area.form === sentFrom) return; // not the composer's swap (yet)
+    sentFrom = null;
+    const focusLost = !document.activeElement || document.activeElement === document.body;
+    if (refocus && focusLost) {
       refocus = false;
       area.focus();
       area.setSelectionRange(area.value.length, area.value.length);
