@@ -9,7 +9,7 @@ import pytest
 import simple_websocket
 
 from discux.auth.sessions import COOKIE_NAME
-from tests.support import factories
+from tests.support import factories, ws_client
 from tests.support import room_factories as rf
 
 POLICY_VIOLATION = 1008  # the server's "you may not be here any more" close code
@@ -28,7 +28,7 @@ def open_socket(app, live_server, room_id: str, user) -> simple_websocket.Client
     """A room socket signed in as `user`, returned once the server has registered it."""
     with app.app_context():
         token = factories.create_session_token(user.id)
-    ws = simple_websocket.Client.connect(
+    ws = ws_client.Client.connect(
         live_server.url.replace("http", "ws", 1) + f"/rooms/{room_id}/ws?format=json",
         headers={"Cookie": f"{COOKIE_NAME}={token}"},
     )

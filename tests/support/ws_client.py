@@ -20,6 +20,17 @@ def socket_url(base_url: str, room_id: str, **params) -> str:
     return base_url.replace("http", "ws", 1) + f"/rooms/{room_id}/ws" + (f"?{query}" if query else "")
 
 
+class Client(simple_websocket.Client):
+    """simple-websocket's client, except that frames arriving in the same read as the handshake
+    answer are not left waiting: its handshake takes only the first event from that read, so the
+    rest (the server's presence snapshot, sent at once) sat in wsproto's buffer until the next
+    bytes arrived, which in a quiet room is never."""
+
+    def handshake(self):
+        super().handshake()
+        self.connected = self._handle_events()  # before the reader thread starts
+
+
 def connect(base_url: str, room_id: str, token: str | None, *, fmt: str | None = "json",
             after: str | None = None, origin: str | None = None,
             **params) -> simple_websocket.Client:
@@ -29,7 +40,7 @@ def connect(base_url: str, room_id: str, token: str | None, *, fmt: str | None =
         headers["Cookie"] = f"{COOKIE_NAME}={token}"
     if origin:
         headers["Origin"] = origin
-    return simple_websocket.Client.connect(
+    return Client.connect(
         socket_url(base_url, room_id, format=fmt, after=after, **params), headers=headers
     )
 
