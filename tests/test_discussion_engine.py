@@ -351,9 +351,8 @@ def test_humans_only_messages_are_never_sent_to_agents(llm_app, fake):
     assert "secret salary" not in json.dumps(fake.requests)
 
 
-def test_an_agent_over_its_rate_limit_waits_and_then_answers(llm_app, fake, room_socket):
-    room = Room(llm_app)
-    ws = room_socket(room)
+def nova_at_her_rate_limit(llm_app, room) -> None:
+    """Nova has sent her 10 replies of this minute; the oldest leaves the window in under 1 s."""
     from datetime import timedelta
 
     from discux.ids import utcnow
@@ -365,6 +364,12 @@ def test_an_agent_over_its_rate_limit_waits_and_then_answers(llm_app, fake, room
         db.session.execute(sa.update(Message).where(Message.sender_id == nova.id).values(
             timestamp=utcnow() - timedelta(seconds=59.2)))
         db.session.commit()
+
+
+def test_an_agent_over_its_rate_limit_waits_and_then_answers(llm_app, fake, room_socket):
+    room = Room(llm_app)
+    ws = room_socket(room)
+    nova_at_her_rate_limit(llm_app, room)
     room.post("@Nova one more")
     status = ws_client.wait_for_event(ws, lambda e: e["type"] == "agent.status")
     assert (status["data"]["state"], status["data"]["agent"]) == ("waiting", "Nova")
@@ -377,17 +382,7 @@ def test_an_agent_that_waited_for_its_rate_limit_sees_what_was_said_meanwhile(
         llm_app, fake, room_socket):
     room = Room(llm_app)
     ws = room_socket(room)
-    from datetime import timedelta
-
-    from discux.ids import utcnow
-
-    with llm_app.app_context():
-        nova = db.session.get(Agent, room.agents["Nova"])
-        for _ in range(10):
-            chat_factories.create_message(room.id, nova, "earlier")
-        db.session.execute(sa.update(Message).where(Message.sender_id == nova.id).values(
-            timestamp=utcnow() - timedelta(seconds=59.2)))
-        db.session.commit()
+    nova_at_her_rate_limit(llm_app, room)
     room.post("@Nova one more")
     status = ws_client.wait_for_event(ws, lambda e: e["type"] == "agent.status")
     assert (status["data"]["state"], status["data"]["agent"]) == ("waiting", "Nova")
