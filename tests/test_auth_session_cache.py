@@ -36,6 +36,13 @@ def signed_in(app, client, **user_fields):
     return user_id, token
 
 
+def own_room_and_post_headers(app, user_id, csrf_token, name):
+    """A room the user owns, and the headers an htmx post from their page carries."""
+    with app.app_context():
+        room_id = chat_factories.create_room(db.session.get(User, user_id), name=name).id
+    return room_id, {"X-CSRFToken": csrf_token(), "HX-Request": "true"}
+
+
 def test_a_cached_session_is_served_without_reading_the_session_table(app, client):
     signed_in(app, client)
     assert "Sign out" in client.get("/").get_data(as_text=True)  # read, then kept
@@ -125,10 +132,7 @@ def test_session_that_expires_while_kept_is_refused(app, client, monkeypatch):
 
 def test_plan_change_in_this_worker_applies_to_the_next_post(app, client, csrf_token):
     user_id, _ = signed_in(app, client, plan="pro")
-    with app.app_context():
-        room = chat_factories.create_room(db.session.get(User, user_id), name="Quota")
-        room_id = room.id
-    headers = {"X-CSRFToken": csrf_token(), "HX-Request": "true"}
+    room_id, headers = own_room_and_post_headers(app, user_id, csrf_token, "Quota")
     assert client.post(f"/rooms/{room_id}/messages", data={"content": "one"},
                        headers=headers).status_code == 200  # the user is kept as "pro"
     with app.app_context():
@@ -146,10 +150,7 @@ def test_plan_change_in_this_worker_applies_to_the_next_post(app, client, csrf_t
 
 def test_kept_user_posts_under_their_current_name(app, client, csrf_token):
     user_id, _ = signed_in(app, client, name="Ana")
-    with app.app_context():
-        room = chat_factories.create_room(db.session.get(User, user_id), name="Names")
-        room_id = room.id
-    headers = {"X-CSRFToken": csrf_token(), "HX-Request": "true"}
+    room_id, headers = own_room_and_post_headers(app, user_id, csrf_token, "Names")
     client.post(f"/rooms/{room_id}/messages", data={"content": "as Ana"}, headers=headers)
     with app.app_context():
         db.session.get(User, user_id).name = "Ana Lima"

@@ -351,8 +351,9 @@ def test_humans_only_messages_are_never_sent_to_agents(llm_app, fake):
     assert "secret salary" not in json.dumps(fake.requests)
 
 
-def nova_at_her_rate_limit(llm_app, room) -> None:
-    """Nova has sent her 10 replies of this minute; the oldest leaves the window in under 1 s."""
+def nova_waits_for_her_rate_limit(llm_app, room, ws) -> None:
+    """Nova has sent her 10 replies of this minute (the oldest leaves the window in under 1 s)
+    when "@Nova one more" is posted: the room is told she is waiting."""
     from datetime import timedelta
 
     from discux.ids import utcnow
@@ -364,15 +365,15 @@ def nova_at_her_rate_limit(llm_app, room) -> None:
         db.session.execute(sa.update(Message).where(Message.sender_id == nova.id).values(
             timestamp=utcnow() - timedelta(seconds=59.2)))
         db.session.commit()
+    room.post("@Nova one more")
+    status = ws_client.wait_for_event(ws, lambda e: e["type"] == "agent.status")
+    assert (status["data"]["state"], status["data"]["agent"]) == ("waiting", "Nova")
 
 
 def test_an_agent_over_its_rate_limit_waits_and_then_answers(llm_app, fake, room_socket):
     room = Room(llm_app)
     ws = room_socket(room)
-    nova_at_her_rate_limit(llm_app, room)
-    room.post("@Nova one more")
-    status = ws_client.wait_for_event(ws, lambda e: e["type"] == "agent.status")
-    assert (status["data"]["state"], status["data"]["agent"]) == ("waiting", "Nova")
+    nova_waits_for_her_rate_limit(llm_app, room, ws)
     room.wait(timeout=15)
     assert room.replies()[-1][0] == "Nova"
     assert len(room.replies()) == 11
@@ -382,10 +383,7 @@ def test_an_agent_that_waited_for_its_rate_limit_sees_what_was_said_meanwhile(
         llm_app, fake, room_socket):
     room = Room(llm_app)
     ws = room_socket(room)
-    nova_at_her_rate_limit(llm_app, room)
-    room.post("@Nova one more")
-    status = ws_client.wait_for_event(ws, lambda e: e["type"] == "agent.status")
-    assert (status["data"]["state"], status["data"]["agent"]) == ("waiting", "Nova")
+    nova_waits_for_her_rate_limit(llm_app, room, ws)
     room.post("Also: the launch moved to Friday.")
     room.wait(timeout=15)
     history = json.dumps(fake.requests[-1]["messages"])
