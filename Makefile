@@ -23,11 +23,13 @@ run: $(STAMP)
 	DISCUX_DEV_LOGIN=1 $(BIN)/flask --app app db upgrade
 	DISCUX_DEV_LOGIN=1 $(BIN)/flask --app app run --host 127.0.0.1 --port 5000
 
-## Debian's Chromium for Playwright (never a downloaded browser build).
+## Debian's Chromium for Playwright (never a downloaded browser build), and the redis-server
+## binary the tests start on free ports of their own (no Redis service is used or needed).
 browser:
-	@if ! command -v chromium >/dev/null 2>&1; then \
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1; then \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-color-emoji; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium \
+			fonts-noto-color-emoji redis-server; \
 	fi
 
 ## make test: everything, on SQLite (set DISCUX_TEST_DATABASE_URL for MariaDB/MySQL).

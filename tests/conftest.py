@@ -27,6 +27,7 @@ from discux import create_app  # noqa: E402
 from discux.auth.sessions import COOKIE_NAME  # noqa: E402
 from discux.extensions import db  # noqa: E402
 from tests.support import factories  # noqa: E402
+from tests.support.redis_server import PrivateRedis  # noqa: E402
 
 TEST_DATABASE_URL = os.environ.get("DISCUX_TEST_DATABASE_URL")
 IS_MYSQL = bool(TEST_DATABASE_URL and TEST_DATABASE_URL.startswith(("mysql", "mariadb")))
@@ -94,6 +95,21 @@ def empty_tables(engine: sa.Engine) -> None:
     with engine.begin() as connection:
         for table in reversed(db.metadata.sorted_tables):
             connection.execute(table.delete())
+
+
+@pytest.fixture(scope="session")
+def redis_session_server() -> Iterator[PrivateRedis]:
+    """One redis-server of the test run's own, on a free port (never a machine's 6379)."""
+    server = PrivateRedis().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_server(redis_session_server: PrivateRedis) -> PrivateRedis:
+    """The run's redis-server, emptied for this test."""
+    redis_session_server.flush()
+    return redis_session_server
 
 
 @pytest.fixture

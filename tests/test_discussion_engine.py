@@ -647,9 +647,9 @@ def test_room_page_has_the_brief_search_and_export(llm_app):
     assert f"/rooms/{room.id}/export.md" in page
 
 
-def test_stop_reaches_the_worker_running_the_room_through_redis(make_app, fake):
+def test_stop_reaches_the_worker_running_the_room_through_redis(make_app, fake, redis_server):
     """Two app instances = two workers sharing Redis: Stop posted to one stops the other."""
-    redis_url = "redis://127.0.0.1:6379/15"
+    redis_url = redis_server.url
     worker_one = make_app(DISCUX_LLM_BASE_URL=fake.base_url, DISCUX_REDIS_URL=redis_url)
     worker_two = make_app(DISCUX_LLM_BASE_URL=fake.base_url, DISCUX_REDIS_URL=redis_url)
     fake.reset()

@@ -4,55 +4,12 @@ replay of what other workers published in the gap."""
 from __future__ import annotations
 
 import logging
-import shutil
-import socket
-import subprocess
-import time
-
-import pytest
-import redis
 
 from discux.realtime.broker import RedisBroker, redacted
 from tests.conftest import LiveServer
 from tests.support.chat_factories import World
+from tests.support.redis_server import PrivateRedis
 from tests.support.ws_client import Member, close_code, connect, wait_for_event
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class PrivateRedis:
-    """A throwaway redis-server on its own port, started and stopped by the test."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = None
-
-    def start(self):
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is needed for this test (apt-get install redis-server)")
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-
-    def stop(self):
-        if self.process:
-            self.process.terminate()
-            self.process.wait(timeout=10)
 
 
 def test_redis_url_password_never_reaches_the_logs():

@@ -5,43 +5,27 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 
 from discux import create_app
 from discux.extensions import db
 from tests.conftest import base_config
 from tests.support.chat_factories import World
+from tests.support.redis_server import free_port
 from tests.support.ws_client import Member, close_code, connect, wait_for_event
 
 PROJECT = Path(__file__).resolve().parent.parent
-REDIS_URL = "redis://127.0.0.1:6379/15"
 WORKER_CONNECTIONS = 4  # small, so a worker full of sockets leaves new ones to the other
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
-def redis_available():
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError as error:
-        pytest.fail(f"Redis is needed at {REDIS_URL} for this test ({error})")
-
-
-@pytest.fixture
-def gunicorn_world(tmp_path, redis_available):
+def gunicorn_world(tmp_path, redis_server):
     """A migrated SQLite file with a room, served by `gunicorn -w 2 -k gthread` with Redis."""
     from flask_migrate import upgrade
 
@@ -61,7 +45,7 @@ def gunicorn_world(tmp_path, redis_available):
     env.update({
         "SECRET_KEY": "test-secret-key-not-for-production",
         "DATABASE_URL": database_url,
-        "DISCUX_REDIS_URL": REDIS_URL,
+        "DISCUX_REDIS_URL": redis_server.url,
         "DISCUX_INSTANCE_PATH": str(tmp_path / "instance"),
         "DISCUX_MAX_SOCKETS": "50",
         "DISCUX_TEST_PROBE_DIR": str(probes),
