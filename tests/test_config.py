@@ -32,7 +32,7 @@ def start_app(tmp_path, **env) -> subprocess.CompletedProcess:
          "DISCUX_OIDC_ISSUER"),
         ({"SECRET_KEY": "k" * 32, "DISCUX_DEV_LOGIN": "maybe"}, "DISCUX_DEV_LOGIN"),
         ({"SECRET_KEY": "k" * 32, "DISCUX_BASE_URL": "discux.example.com"}, "DISCUX_BASE_URL"),
-        ({"SECRET_KEY": "k" * 32, "DISCUX_REDIS_URL": "localhost:6379"}, "DISCUX_REDIS_URL"),
+        ({"SECRET_KEY": "k" * 32, "DISCUX_REDIS_URL": "cache.internal:6380"}, "DISCUX_REDIS_URL"),
         ({"SECRET_KEY": "k" * 32, "DISCUX_LLM_PROVIDER": "gpt"}, "DISCUX_LLM_PROVIDER"),
         ({"SECRET_KEY": "k" * 32, "DISCUX_AGENT_WORKERS": "0"}, "DISCUX_AGENT_WORKERS"),
         ({"SECRET_KEY": "k" * 32, "DISCUX_MAX_SOCKETS": "lots"}, "DISCUX_MAX_SOCKETS"),
