@@ -25,6 +25,7 @@ from discux.auth.forms import DemoSignInForm, EmailLinkForm
 from discux.auth.sessions import end_session, start_session
 from discux.errors import DiscuxError
 from discux.extensions import limiter
+from discux.external import external_url
 
 bp = Blueprint("auth", __name__)
 
@@ -80,13 +81,10 @@ def email_login():
     if not form.validate_on_submit():
         return _render_login(email_form=form, status=422)
     raw_token = links.issue_sign_in_token(form.email.data)
-    link = url_for(
+    link = external_url(
         "auth.email_verify", token=raw_token, email=form.email.data.strip().lower(),
-        next=safe_next(form.next.data), _external=True,
+        next=safe_next(form.next.data),
     )
-    base_url = current_app.config.get("DISCUX_BASE_URL")
-    if base_url:
-        link = base_url + link[len(request.host_url.rstrip("/")):]
     try:
         mail.send_sign_in_link(form.email.data, link)
     except OSError:
@@ -117,10 +115,7 @@ def oauth_start(provider: str):
     if provider not in {p.key for p in providers.configured_providers()}:
         abort(404)
     client = providers.oauth_registry().create_client(provider)
-    redirect_uri = url_for("auth.oauth_callback", provider=provider, _external=True)
-    base_url = current_app.config.get("DISCUX_BASE_URL")
-    if base_url:
-        redirect_uri = base_url + url_for("auth.oauth_callback", provider=provider)
+    redirect_uri = external_url("auth.oauth_callback", provider=provider)
     session["login_next"] = safe_next(request.args.get("next"))
     return client.authorize_redirect(redirect_uri)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import click
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from discux.extensions import db, limiter
+from discux.external import external_url
 from discux.invitations import service
 from discux.invitations.forms import InviteForm
 from discux.invitations.service import InvitationUnavailable
@@ -20,9 +21,7 @@ bp = Blueprint("invitations", __name__, cli_group="invitations")
 
 
 def invite_url(token: str) -> str:
-    """The link to hand out: DISCUX_BASE_URL when set (behind a proxy), else this host."""
-    base = current_app.config.get("DISCUX_BASE_URL") or request.host_url.rstrip("/")
-    return base + url_for("invitations.show", token=token)
+    return external_url("invitations.show", token=token)
 
 
 def _render_section_or_room(room, participant, status: int, **section):
