@@ -82,6 +82,18 @@ def generate(count: int):
         yield i % ROOMS, " ".join(parts)
 
 
+def is_known_revision(revision: str | None) -> bool:
+    from alembic.script import ScriptDirectory
+    from alembic.script.revision import ResolutionError
+
+    if revision is None:
+        return False
+    try:
+        return ScriptDirectory(str(common.ROOT / "migrations")).get_revision(revision) is not None
+    except ResolutionError:
+        return False
+
+
 def build(url: str, count: int) -> tuple[str, list[str]]:
     """A migrated database holding `count` messages (reused when already built)."""
     import sqlalchemy as sa
@@ -99,10 +111,13 @@ def build(url: str, count: int) -> tuple[str, list[str]]:
             user = db.session.scalar(sa.select(User).where(User.email == f"{marker}@example.com"))
             rooms = list(db.session.scalars(sa.select(Room.id).where(Room.name.like(marker + "%"))))
             have = db.session.scalar(sa.select(sa.func.count()).select_from(Message))
+            revision = db.session.scalar(sa.text("SELECT version_num FROM alembic_version"))
         except sa.exc.DatabaseError:
             db.session.rollback()
-            have = -1
-        if user is not None and have == count and len(rooms) == ROOMS:
+            have, revision = -1, None
+        # A database left by another checkout may sit at a revision this one has never heard of.
+        if (user is not None and have == count and len(rooms) == ROOMS
+                and is_known_revision(revision)):
             print(f"   reusing the generated database ({count:,} messages)")
             user_id = user.id
             db.engine.dispose()
