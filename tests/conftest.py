@@ -3,6 +3,7 @@ a live server on a free port, a real Chromium, and factories for users and their
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -35,6 +36,38 @@ IS_MYSQL = bool(TEST_DATABASE_URL and TEST_DATABASE_URL.startswith(("mysql", "ma
 
 def pytest_report_header(config):
     return f"discux database: {TEST_DATABASE_URL or 'SQLite (temporary file)'}"
+
+
+class TracebackCatcher(logging.Handler):
+    """Keeps every log record that carries a traceback: a route that crashed, a thread that died."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info or "Traceback (most recent call last)" in record.getMessage():
+            self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def no_logged_traceback(request) -> Iterator[None]:
+    """A test fails when anything it ran logged a traceback (SPEC: no input ends in a 5xx);
+    a test that provokes one on purpose says so with @pytest.mark.allows_traceback."""
+    catcher = TracebackCatcher()
+    root = logging.getLogger()
+    root.addHandler(catcher)
+    try:
+        yield
+    finally:
+        root.removeHandler(catcher)
+    if catcher.records and not request.node.get_closest_marker("allows_traceback"):
+        first = catcher.records[0]
+        pytest.fail(
+            f"{len(catcher.records)} logged traceback(s); the first, from {first.name}: "
+            f"{first.getMessage()[:300]}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,7 @@ def test_oversized_request_body_is_refused(client, csrf_token):
     assert "1 MB" in response.get_data(as_text=True)
 
 
+@pytest.mark.allows_traceback
 def test_server_error_page_rolls_back_and_explains(make_app):
     app = make_app()
     app.config["PROPAGATE_EXCEPTIONS"] = False
