@@ -10,6 +10,7 @@ from dotenv import load_dotenv
 from flask import Flask, request
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from discux.config import ConfigError, load_config
 from discux.extensions import csrf, db, limiter, migrate, sock
@@ -38,6 +39,7 @@ def create_app(config: dict | None = None) -> Flask:
     if config:
         app.config.update(config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    _trust_proxies(app)
     _configure_database(app)
 
     from discux import models  # noqa: F401  (registers every table on db.metadata)
@@ -67,6 +69,18 @@ def create_app(config: dict | None = None) -> Flask:
     with app.app_context():
         _tune_connections(db.engine)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind N trusted proxies, the client is what the Nth hop from the end says it is.
+
+    Applied once, around everything: rate limits (get_remote_address), logs, request.scheme,
+    Host and Secure cookies then all see the client, not the proxy every visitor comes through.
+    With 0 hops X-Forwarded-* are ignored, so a client cannot pick its own address.
+    """
+    hops = app.config.get("DISCUX_TRUSTED_PROXIES") or 0
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 
 def _configure_database(app: Flask) -> None:

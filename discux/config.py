@@ -78,6 +78,18 @@ def _secret_key(instance_path: Path, dev_login: bool) -> str:
     return key_file.read_text().strip()
 
 
+def trusted_proxy_hops() -> int:
+    """DISCUX_TRUSTED_PROXIES: how many proxies in front of the app add X-Forwarded-* headers.
+
+    Read by create_app (werkzeug's ProxyFix) and gunicorn.conf.py (forwarded_allow_ips), so
+    both believe the same headers: with 0, none at all, whoever sends them."""
+    value = os.environ.get("DISCUX_TRUSTED_PROXIES") or "0"
+    if not value.isdigit() or not 0 <= int(value) <= 10:
+        raise ConfigError(
+            f"DISCUX_TRUSTED_PROXIES must be a whole number from 0 to 10 (got {value!r})")
+    return int(value)
+
+
 def load_config(instance_path: Path) -> dict:
     """Build the Flask config from the environment, raising ConfigError on a bad setting."""
     dev_login = _flag("DISCUX_DEV_LOGIN")
@@ -117,6 +129,7 @@ def load_config(instance_path: Path) -> dict:
         "DISCUX_BASE_URL": base_url,
         "DISCUX_DEV_LOGIN": dev_login,
         "DISCUX_REDIS_URL": redis_url,
+        "DISCUX_TRUSTED_PROXIES": trusted_proxy_hops(),
         "DISCUX_GITHUB_CLIENT_ID": github[0],
         "DISCUX_GITHUB_CLIENT_SECRET": github[1],
         "DISCUX_GOOGLE_CLIENT_ID": google[0],
