@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -10,9 +11,10 @@ from dotenv import load_dotenv
 from flask import Flask, request
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
+from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from discux.config import ConfigError, load_config
+from discux.config import ConfigError, finish_config, load_config
 from discux.extensions import csrf, db, limiter, migrate, sock
 
 __all__ = ["ConfigError", "create_app"]
@@ -38,6 +40,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(load_config(Path(app.instance_path)))
     if config:
         app.config.update(config)
+    finish_config(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     _trust_proxies(app)
     _configure_database(app)
@@ -47,6 +50,7 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
+    _configure_rate_limits(app)
     limiter.init_app(app)
     sock.init_app(app)
 
@@ -60,6 +64,7 @@ def create_app(config: dict | None = None) -> Flask:
     from discux.errors import register_error_handlers
 
     register_error_handlers(app)
+    app.register_error_handler(SecurityError, _untrusted_host)
     from discux.cli import register_cli
 
     register_cli(app)
@@ -81,6 +86,42 @@ def _trust_proxies(app: Flask) -> None:
     hops = app.config.get("DISCUX_TRUSTED_PROXIES") or 0
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
+class _ToDiscuxLog(logging.Handler):
+    """Hands Flask-Limiter's records to the "discux.ratelimit" logger. Flask-Limiter puts a
+    NullHandler on its own logger, which keeps Python's last-resort handler from printing its
+    warnings when nothing else is configured: the storage fallback would go unseen."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger("discux.ratelimit").handle(record)
+
+
+_LIMITER_LOG_HANDLER = _ToDiscuxLog()
+
+
+def _configure_rate_limits(app: Flask) -> None:
+    """Limits count in Redis when there is one, so every worker shares them.
+
+    While Redis is unreachable they count in this process's memory instead of failing every
+    limited request (Flask-Limiter logs one warning when it falls back), and go back to Redis
+    once it answers again (Flask-Limiter checks with a backoff of up to about half a minute).
+    """
+    redis_url = app.config.get("DISCUX_REDIS_URL")
+    app.config.setdefault("RATELIMIT_STORAGE_URI", redis_url or "memory://")
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", bool(redis_url))
+    limiter_log = logging.getLogger("flask-limiter")
+    if _LIMITER_LOG_HANDLER not in limiter_log.handlers:
+        limiter_log.addHandler(_LIMITER_LOG_HANDLER)
+        limiter_log.propagate = False  # its records reach the root through discux.ratelimit
+    app.logger  # noqa: B018  (Flask gives "discux" a stderr handler unless logging is set up)
+
+
+def _untrusted_host(_error):
+    """A Host (or trusted X-Forwarded-Host) not in TRUSTED_HOSTS: plain 400, no page. The app
+    has no URL adapter for such a request, so the usual error page could not build its links."""
+    return ("This server does not answer to that host name. Use the site's own address.\n", 400,
+            {"Content-Type": "text/plain; charset=utf-8"})
 
 
 def _configure_database(app: Flask) -> None:

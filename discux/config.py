@@ -90,6 +90,31 @@ def trusted_proxy_hops() -> int:
     return int(value)
 
 
+# Demo mode without DISCUX_BASE_URL answers only to these names (as the Host header says): a page
+# on another site whose name resolves to this machine (DNS rebinding) gets 400, not the app.
+DEMO_HOSTS = ("localhost", "127.0.0.1")
+
+
+def finish_config(config: dict) -> None:
+    """Settings that follow from others, once create_app has merged any overrides.
+
+    Every absolute link the app sends comes from DISCUX_BASE_URL (discux/external.py), and
+    requests naming another host get 400 before any view runs (Flask's TRUSTED_HOSTS), so a
+    client cannot make a sign-in or invitation link point at its own host.
+    """
+    base_url = config.get("DISCUX_BASE_URL")
+    if not base_url and not config.get("DISCUX_DEV_LOGIN"):
+        raise ConfigError(
+            "DISCUX_BASE_URL is not set: set it to the address people open, e.g. "
+            "https://discux.example.com (only demo mode, DISCUX_DEV_LOGIN=1, runs without it)")
+    if config.get("TRUSTED_HOSTS") is None:
+        config["TRUSTED_HOSTS"] = [urlsplit(base_url).hostname] if base_url else list(DEMO_HOSTS)
+    secure = bool(base_url and base_url.startswith("https://"))
+    # An https site sends its cookies over https only (and says so with HSTS, discux/__init__.py).
+    config["SESSION_COOKIE_SECURE"] = bool(config.get("SESSION_COOKIE_SECURE")) or secure
+    config.setdefault("DISCUX_COOKIE_SECURE", secure)
+
+
 def load_config(instance_path: Path) -> dict:
     """Build the Flask config from the environment, raising ConfigError on a bad setting."""
     dev_login = _flag("DISCUX_DEV_LOGIN")
@@ -111,7 +136,6 @@ def load_config(instance_path: Path) -> dict:
     redis_url = os.environ.get("DISCUX_REDIS_URL") or None
     if redis_url and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError(f"DISCUX_REDIS_URL must start with redis:// (got {redis_url!r})")
-    secure = bool(base_url and base_url.startswith("https://"))
     llm_provider = os.environ.get("DISCUX_LLM_PROVIDER") or None
     if llm_provider and llm_provider not in {"openai", "ollama", "demo"}:
         raise ConfigError(
@@ -156,11 +180,8 @@ def load_config(instance_path: Path) -> dict:
         "DISCUX_GITHUB_API_BASE": "https://api.github.com/",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": secure,
-        "DISCUX_COOKIE_SECURE": secure,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "WTF_CSRF_TIME_LIMIT": None,
-        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_recycle": 3600},
         # Sockets per worker process; beyond it new sockets are closed at once with 1013.

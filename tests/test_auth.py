@@ -49,7 +49,7 @@ def test_session_cookie_is_random_httponly_samesite_and_stored_hashed(app, clien
 
 
 def test_demo_sign_in_is_absent_unless_enabled(make_app):
-    app = make_app(DISCUX_DEV_LOGIN=False)
+    app = make_app(DISCUX_DEV_LOGIN=False, DISCUX_BASE_URL="http://localhost")
     client = app.test_client()
     page = client.get("/login").get_data(as_text=True)
     assert "Demo sign-in" not in page

@@ -24,6 +24,7 @@ def start_app(tmp_path, **env) -> subprocess.CompletedProcess:
     [
         ({}, "SECRET_KEY"),
         ({"SECRET_KEY": "short"}, "SECRET_KEY"),
+        ({"SECRET_KEY": "k" * 32}, "DISCUX_BASE_URL"),  # required outside demo mode
         ({"SECRET_KEY": "k" * 32, "DATABASE_URL": "postgres://x/y"}, "DATABASE_URL"),
         ({"SECRET_KEY": "k" * 32, "DISCUX_LLM_TIMEOUT": "soon"}, "DISCUX_LLM_TIMEOUT"),
         ({"SECRET_KEY": "k" * 32, "DISCUX_LLM_TIMEOUT": "-3"}, "DISCUX_LLM_TIMEOUT"),

@@ -35,6 +35,7 @@ def ask_for_link(client, token) -> int:
                                              "csrf_token": token}).status_code
 
 
+@pytest.mark.usefixtures("app")  # empties the tables afterwards
 def test_behind_one_trusted_proxy_each_client_has_its_own_sign_in_limit(make_app):
     app = make_app(RATELIMIT_ENABLED=True, DISCUX_TRUSTED_PROXIES=1)
     first, first_token = visitor(app, "203.0.113.10")
@@ -44,6 +45,7 @@ def test_behind_one_trusted_proxy_each_client_has_its_own_sign_in_limit(make_app
     assert ask_for_link(second, second_token) == 200
 
 
+@pytest.mark.usefixtures("app")  # empties the tables afterwards
 def test_without_trusted_proxies_a_forged_forwarded_for_does_not_escape_the_limit(make_app):
     app = make_app(RATELIMIT_ENABLED=True)  # DISCUX_TRUSTED_PROXIES defaults to 0
     client = app.test_client()

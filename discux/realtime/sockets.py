@@ -18,6 +18,7 @@ from flask import Blueprint, abort, current_app, g, request
 from flask_login import current_user
 
 from discux.extensions import db, sock
+from discux.external import site_origin
 from discux.messages.history import ID_PATTERN
 from discux.messages.rendering import MessageView
 from discux.models import Message, Room, User
@@ -52,17 +53,15 @@ class SocketRequest:
 
 
 def origin_allowed(origin: str | None) -> bool:
-    """Same host as the request (or DISCUX_BASE_URL). No Origin means no browser, hence no
-    cross-site page riding on the visitor's cookie."""
+    """Only pages of this site: DISCUX_BASE_URL's origin (or, in demo mode without one, the
+    request's own host, which TRUSTED_HOSTS keeps to localhost). No Origin means no browser,
+    hence no cross-site page riding on the visitor's cookie."""
     if origin is None:
         return True
     parts = urlsplit(origin)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         return False
-    if parts.netloc.lower() == request.host.lower():
-        return True
-    base_url = current_app.config.get("DISCUX_BASE_URL")
-    return bool(base_url) and origin.rstrip("/").lower() == base_url.rstrip("/").lower()
+    return f"{parts.scheme}://{parts.netloc}".lower() == site_origin()
 
 
 @bp.before_request
