@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from dotenv import load_dotenv
-from flask import Flask, request
+from flask import Flask, current_app, request
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import SecurityError
@@ -21,11 +21,20 @@ __all__ = ["ConfigError", "create_app"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# Everything from the app's own origin, nothing inline: scripts and styles are files under
+# static/ (colours set from data-* attributes through CSSOM, static/app.js), images are ours or
+# data: URIs (no remote avatars are shown), forms post here only, no page may frame ours.
+# connect-src 'self' covers the room WebSocket on the same host (ws:/wss:, CSP Level 3).
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: https:; connect-src 'self'; frame-ancestors 'none'; "
-    "base-uri 'self'; form-action 'self' https: http:"
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "object-src 'none'; base-uri 'none'"
 )
+# Nothing goes to other sites; pages whose URL carries a secret (sign-in and invitation links)
+# send only the origin even to us, which Flask-WTF's https Referer check still accepts.
+REFERRER_POLICY = "same-origin"
+SECRET_URL_REFERRER_POLICY = "strict-origin"
+HSTS = "max-age=31536000"
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -263,8 +272,13 @@ def _register_template_helpers(app: Flask) -> None:
 def _security_headers(response):
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    carries_secret = "token" in request.args or "token" in (request.view_args or {})
+    response.headers.setdefault(
+        "Referrer-Policy", SECRET_URL_REFERRER_POLICY if carries_secret else REFERRER_POLICY)
     response.headers.setdefault("X-Frame-Options", "DENY")
+    if (current_app.config.get("DISCUX_BASE_URL") or "").startswith("https://"):
+        # Browsers then refuse plain http to this host for a year, even a typed http:// link.
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     response.vary.add("HX-Request")
     if request.path.startswith("/static/"):
         response.headers.setdefault("Cache-Control", "public, max-age=3600")
