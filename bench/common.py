@@ -276,7 +276,8 @@ def app_config(url: str, **overrides) -> dict:
     config = {
         "SQLALCHEMY_DATABASE_URI": url,
         "DISCUX_DEV_LOGIN": False,
-        "DISCUX_BASE_URL": "http://localhost",  # required outside demo mode; the test client's host
+        "DISCUX_BASE_URL": "http://127.0.0.1",  # required outside demo mode; benches serve there
+        "TRUSTED_HOSTS": ["127.0.0.1", "localhost"],  # ...and the test client calls itself localhost
         "RATELIMIT_ENABLED": False,
         "SERVER_NAME": None,
     }

@@ -53,15 +53,16 @@ class SocketRequest:
 
 
 def origin_allowed(origin: str | None) -> bool:
-    """Only pages of this site: DISCUX_BASE_URL's origin (or, in demo mode without one, the
-    request's own host, which TRUSTED_HOSTS keeps to localhost). No Origin means no browser,
-    hence no cross-site page riding on the visitor's cookie."""
+    """Only pages of this site: the host the request was made to (TRUSTED_HOSTS keeps that to
+    DISCUX_BASE_URL's host, or localhost in demo mode) or DISCUX_BASE_URL's origin. No Origin
+    means no browser, hence no cross-site page riding on the visitor's cookie."""
     if origin is None:
         return True
     parts = urlsplit(origin)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         return False
-    return f"{parts.scheme}://{parts.netloc}".lower() == site_origin()
+    return (parts.netloc.lower() == request.host.lower()
+            or f"{parts.scheme}://{parts.netloc}".lower() == site_origin())
 
 
 @bp.before_request
