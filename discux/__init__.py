@@ -172,6 +172,7 @@ def _register_blueprints(app: Flask) -> None:
     from discux.auth.routes import bp as auth_bp
     from discux.discussion.routes import bp as discussion_bp
     from discux.export.routes import bp as export_bp
+    from discux.health import bp as health_bp
     from discux.invitations.routes import bp as invitations_bp
     from discux.main.routes import bp as main_bp
     from discux.messages.routes import bp as messages_bp
@@ -191,6 +192,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(export_bp)
     app.register_blueprint(discussion_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(health_bp)
 
 
 def _register_template_helpers(app: Flask) -> None:
