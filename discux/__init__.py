@@ -11,6 +11,7 @@ from flask import Flask, request
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 
+from discux import logs
 from discux.config import ConfigError, load_config
 from discux.extensions import csrf, db, limiter, migrate, sock
 
@@ -38,6 +39,7 @@ def create_app(config: dict | None = None) -> Flask:
     if config:
         app.config.update(config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    logs.init_app(app)
     _configure_database(app)
 
     from discux import models  # noqa: F401  (registers every table on db.metadata)
