@@ -20,7 +20,7 @@ from discux import create_app
 from discux.discussion.engine import engine_for
 from discux.extensions import db
 from tests.conftest import base_config
-from tests.support import chat_factories, factories
+from tests.support import chat_factories, factories, ws_client
 from tests.support.fake_llm import FakeLLM, FakeReply
 from tests.support.redis_server import free_port
 
@@ -148,15 +148,15 @@ def test_gunicorn_writes_each_request_once_as_json_without_the_query_string(tmp_
              "-b", f"127.0.0.1:{port}"], cwd=PROJECT, env=env, stdout=out, stderr=err)
         try:
             base_url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60
             while True:
                 assert server.poll() is None, stderr.read_text()
                 try:
                     if requests.get(base_url + "/healthz", timeout=5).status_code == 200:
                         break
-                except requests.ConnectionError:
-                    pass
-                assert time.monotonic() < deadline, "gunicorn did not start within 30 s"
+                except (requests.ConnectionError, requests.Timeout):
+                    pass  # still booting the worker
+                assert time.monotonic() < deadline, "gunicorn did not start within 60 s"
                 time.sleep(0.1)
             assert requests.get(base_url + "/login?invite=SECRET-INVITE-TOKEN",
                                 timeout=5).status_code == 200
@@ -172,3 +172,29 @@ def test_gunicorn_writes_each_request_once_as_json_without_the_query_string(tmp_
     everything = stdout.read_text() + stderr.read_text()
     assert "SECRET-INVITE-TOKEN" not in everything
     assert everything.count('"route": "/login"') == 1
+
+
+def test_a_socket_is_one_request_line_written_when_it_closes(app, live_server, make_user,
+                                                              caplog):
+    ana = make_user(name="Ana")
+    with app.app_context():
+        room_id = chat_factories.create_room(ana.id, name="Launch").id
+        token = factories.create_session_token(ana.id, raw_token="socket-session-secret")
+    caplog.set_level(logging.INFO)
+    ws = ws_client.connect(live_server.url, room_id, token)
+    ws_client.next_event(ws)  # the socket is open and talking
+    assert [r for r in records_of(caplog, "discux.requests")
+            if fields_of(r)["route"] == "/rooms/<room_id>/ws"] == []
+    ws.close()
+
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [fields_of(r) for r in records_of(caplog, "discux.requests")
+                 if fields_of(r)["route"] == "/rooms/<room_id>/ws"]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    [line] = lines
+    assert line["user"] == ana.id and line["method"] == "GET"
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("discux"))
+    assert token not in ours and room_id not in ours
