@@ -60,7 +60,7 @@ def probe_engine(app: Flask) -> sa.Engine:
         return db.engine
     engine = app.extensions.get(PROBE_ENGINE_KEY)
     if engine is None:
-        seconds = max(1, round(CHECK_TIMEOUT_SECONDS))  # PyMySQL counts whole seconds
+        seconds = CHECK_TIMEOUT_SECONDS
         engine = sa.create_engine(
             db.engine.url, poolclass=NullPool,
             connect_args={"connect_timeout": seconds, "read_timeout": seconds,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import threading
 
 import pytest
 from flask_migrate import upgrade
@@ -168,3 +170,49 @@ def test_pages_answer_503_while_mariadb_is_down_and_recover_when_it_returns(own_
         assert "Launch plan" in page.get_data(as_text=True)
     finally:
         server.remove()
+
+
+class SilentServer:
+    """Accepts TCP connections and never says a word: a hung Redis or database server."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=16)
+        self.port = self.listener.getsockname()[1]
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def answer_within_bound(client, path: str, bound: float = 10.0):
+    """The response, asserting one came at all (a probe that hangs is no probe)."""
+    responses = []
+    asker = threading.Thread(target=lambda: responses.append(client.get(path)), daemon=True)
+    asker.start()
+    asker.join(bound)
+    assert responses, f"{path} did not answer within {bound} s"
+    return responses[0]
+
+
+def test_readyz_answers_503_when_redis_hangs(make_app):
+    silent = SilentServer()
+    app = None
+    try:
+        app = make_app(DISCUX_REDIS_URL=f"redis://127.0.0.1:{silent.port}/0")
+        response = answer_within_bound(app.test_client(), "/readyz")
+        assert response.status_code == 503
+        assert response.get_json()["checks"]["redis"] == "unavailable"
+    finally:
+        silent.close()  # resets the connections it held, so the app's listener sees Redis gone
+        if app is not None:
+            hub_for(app).close()
+
+
+def test_readyz_answers_503_when_the_database_server_hangs():
+    silent = SilentServer()
+    try:
+        app = create_app(base_config(f"mysql+pymysql://root@127.0.0.1:{silent.port}/discux"))
+        response = answer_within_bound(app.test_client(), "/readyz")
+        assert response.status_code == 503
+        assert response.get_json()["checks"]["database"] == "unavailable"
+    finally:
+        silent.close()
