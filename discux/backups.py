@@ -87,19 +87,21 @@ def _sqlite_restore(source: Path, database: Path) -> None:
             raise BackupError(f"{source} is not a SQLite backup")
     backup_file = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     try:
-        tables = {row[0] for row in backup_file.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        try:
+            tables = {row[0] for row in backup_file.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as error:
+            raise BackupError(f"{source} is not a readable SQLite backup: {error}") from None
         if "alembic_version" not in tables:
             raise BackupError(f"{source} is a SQLite file but not a Discux backup")
-        target = sqlite3.connect(database, timeout=15)
         try:
-            backup_file.backup(target)  # one transaction: the old database stays if it fails
+            target = sqlite3.connect(database, timeout=15)
+            try:
+                backup_file.backup(target)  # one transaction: the old database stays if it fails
+            finally:
+                target.close()
         except sqlite3.Error as error:
             raise BackupError(f"SQLite could not restore into {database}: {error}") from None
-        finally:
-            target.close()
-    except sqlite3.DatabaseError as error:
-        raise BackupError(f"{source} is not a readable SQLite backup: {error}") from None
     finally:
         backup_file.close()
 

@@ -39,8 +39,10 @@ def readyz():
         with probe_engine(current_app).connect() as connection:
             connection.execute(sa.text("SELECT 1"))
             applied = set(connection.execute(VERSION_QUERY).scalars())
-        if applied != migration_heads(current_app):
-            checks["migrations"] = "behind"
+        heads, known = migration_revisions(current_app)
+        if applied != heads:
+            # "ahead": the database was migrated by newer code than this (see docs/upgrading.md).
+            checks["migrations"] = "behind" if applied <= known else "ahead"
     except sa.exc.SQLAlchemyError as error:
         cause = getattr(error, "orig", None) or error
         log.warning("Readiness: the database does not answer: %s: %s", type(cause).__name__, cause)
@@ -69,13 +71,16 @@ def probe_engine(app: Flask) -> sa.Engine:
     return engine
 
 
-def migration_heads(app: Flask) -> set[str]:
-    """The head revisions of the migration scripts this checkout ships (read once per app)."""
-    heads = app.extensions.get(HEADS_KEY)
-    if heads is None:
-        heads = set(ScriptDirectory.from_config(migrate.get_config()).get_heads())
-        app.extensions[HEADS_KEY] = heads
-    return heads
+def migration_revisions(app: Flask) -> tuple[set[str], set[str]]:
+    """The head revisions of the migration scripts this checkout ships, and every revision they
+    know (read once per app)."""
+    revisions = app.extensions.get(HEADS_KEY)
+    if revisions is None:
+        scripts = ScriptDirectory.from_config(migrate.get_config())
+        revisions = (set(scripts.get_heads()),
+                     {script.revision for script in scripts.walk_revisions()})
+        app.extensions[HEADS_KEY] = revisions
+    return revisions
 
 
 def redis_answers(url: str) -> bool:

@@ -7,6 +7,7 @@ import socket
 import threading
 
 import pytest
+import sqlalchemy as sa
 from flask_migrate import upgrade
 
 from discux import create_app
@@ -96,7 +97,7 @@ def test_readyz_turns_503_when_redis_stops(make_app):
         redis.stop()
 
 
-def test_readyz_turns_503_when_migrations_are_behind(migrated_database, tmp_path, own_apps):
+def test_readyz_turns_503_when_migrations_are_behind_or_ahead(migrated_database, tmp_path, own_apps):
     url = scratch_database_url(migrated_database, tmp_path, "behind")
     try:
         probe = create_app(base_config(url))
@@ -111,6 +112,12 @@ def test_readyz_turns_503_when_migrations_are_behind(migrated_database, tmp_path
         with app.app_context():
             upgrade()
         assert app.test_client().get("/readyz").status_code == 200
+
+        with app.app_context(), db.engine.begin() as connection:  # as if newer code migrated it
+            connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+        response = app.test_client().get("/readyz")
+        assert response.status_code == 503
+        assert response.get_json()["checks"]["migrations"] == "ahead"
     finally:
         drop_mysql_database(url)
 
@@ -216,3 +223,11 @@ def test_readyz_answers_503_when_the_database_server_hangs():
         assert response.get_json()["checks"]["database"] == "unavailable"
     finally:
         silent.close()
+
+
+def test_probes_are_never_rate_limited(make_app):
+    app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_DEFAULT="2 per minute")
+    client = app.test_client()
+    assert [client.get("/").status_code for _ in range(3)][-1] == 429  # limits are on
+    for path in ("/healthz", "/readyz"):
+        assert {client.get(path).status_code for _ in range(5)} == {200}
