@@ -36,6 +36,14 @@ def _positive_float(name: str, default: float) -> float:
     return number
 
 
+def _choice(name: str, choices: tuple[str, ...], default: str, *, upper: bool = False) -> str:
+    value = (os.environ.get(name) or default).strip()
+    value = value.upper() if upper else value.lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)} (got {os.environ[name]!r})")
+    return value
+
+
 def _pair(prefix: str) -> tuple[str | None, str | None]:
     """OAuth client id/secret: both or neither, so a half-configured provider fails loudly."""
     client_id = os.environ.get(f"{prefix}_CLIENT_ID") or None
@@ -147,6 +155,9 @@ def load_config(instance_path: Path) -> dict:
     max_sockets = os.environ.get("DISCUX_MAX_SOCKETS") or "1000"
     if not max_sockets.isdigit() or int(max_sockets) < 1:
         raise ConfigError(f"DISCUX_MAX_SOCKETS must be a whole number above 0 (got {max_sockets!r})")
+    log_level = _choice("DISCUX_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO",
+                        upper=True)
+    log_format = _choice("DISCUX_LOG_FORMAT", ("text", "json"), "text")
     return {
         "SECRET_KEY": _secret_key(instance_path, dev_login),
         "SQLALCHEMY_DATABASE_URI": _database_url(instance_path),
@@ -188,4 +199,7 @@ def load_config(instance_path: Path) -> dict:
         "DISCUX_MAX_SOCKETS": int(max_sockets),
         # flask-sock leaves ping and the client frame size limit off unless asked (NOTES.md).
         "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 4096},
+        # discux/logs.py: what reaches stdout, and as text or JSON lines.
+        "DISCUX_LOG_LEVEL": log_level,
+        "DISCUX_LOG_FORMAT": log_format,
     }
