@@ -159,6 +159,11 @@ def request_link(client, csrf_token, caplog, email="cy@example.com", next_url=""
     return link.replace("http://localhost", "")
 
 
+def open_sign_in_link(client, link):
+    """What a person does with the link in the email: open it."""
+    return client.get(link)
+
+
 def test_email_link_signs_in_once(app, client, csrf_token, caplog):
     link = request_link(client, csrf_token, caplog, next_url="/settings")
     with app.app_context():

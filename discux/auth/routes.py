@@ -139,7 +139,7 @@ def oauth_callback(provider: str):
     try:
         token = client.authorize_access_token()
         identity = providers.identity_from_token(provider, token)
-        user = user_for_oauth_identity(identity)
+        user = user_for_oauth_identity(identity, label)
     except (OAuthError, JoseError) as error:
         reason = getattr(error, "error", None) or type(error).__name__
         current_app.logger.warning("OAuth sign-in with %s failed: %s", provider, reason)
