@@ -299,3 +299,17 @@ def test_sign_in_is_rate_limited(make_app):
                 .status_code for _ in range(7)]
     assert statuses[:5] == [200] * 5
     assert statuses[-1] == 429
+
+
+def test_another_worker_answers_the_poll_through_redis(app, make_app, redis_server, caplog):
+    """Behind gunicorn the page's poll may reach another worker process than the send."""
+    first = make_app(DISCUX_REDIS_URL=redis_server.url)
+    second = make_app(DISCUX_REDIS_URL=redis_server.url)
+    client = first.test_client()
+    csrf = re.search(r'"X-CSRFToken": "([^"]+)"', client.get("/login").get_data(as_text=True))[1]
+    with caplog.at_level(logging.WARNING):
+        page = client.post("/login/email", data={"email": "cy@example.com", "csrf_token": csrf})
+        assert mail.outbox(first).wait_idle()
+    status_url = html.unescape(re.search(r'hx-get="([^"]+)"', page.get_data(as_text=True))[1])
+    status = second.test_client().get(status_url, headers={"HX-Request": "true"})
+    assert "The email is on its way" in status.get_data(as_text=True)

@@ -9,11 +9,13 @@ import re
 
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import expect
 
 from discux.auth import mail
 from discux.config import ConfigError, load_config
 from discux.extensions import db
 from discux.models import VerificationToken
+from tests.conftest import LiveServer
 from tests.support.smtp_server import PrivateSMTP, self_signed_cert
 
 USERS = {"mailer": "s3cret-pass"}
@@ -172,3 +174,48 @@ def test_a_missing_ca_file_stops_start_up(monkeypatch, tmp_path):
     monkeypatch.setenv("DISCUX_SMTP_CA_FILE", str(tmp_path / "nope.pem"))
     with pytest.raises(ConfigError, match="DISCUX_SMTP_CA_FILE"):
         load_config(tmp_path)
+
+
+def browser_app(make_app, certs, smtp_url):
+    app = mail_app(make_app, certs, smtp_url)
+    server = LiveServer(app)
+    app.config["DISCUX_BASE_URL"] = server.url  # links in the email lead back to this server
+    return app, server.start()
+
+
+@pytest.mark.browser
+def test_in_chromium_the_page_reports_the_send_and_the_emailed_link_signs_in(
+        make_app, certs, smtp_server, new_context):
+    smtp = smtp_server("starttls")
+    app, live = browser_app(make_app, certs, smtp.url("smtp", "mailer", "s3cret-pass"))
+    try:
+        page = new_context().new_page()
+        page.goto(live.url + "/login")
+        page.get_by_label("Email").first.fill("ana@example.com")
+        page.get_by_role("button", name="Email me a link").click()
+        expect(page.get_by_text("The email is on its way")).to_be_visible()
+        [message] = smtp.messages
+        body = message.get_payload(decode=True).decode()
+        link = re.search(r"(http://127\.0\.0\.1:\d+/login/email/verify\S+)", body).group(1)
+        page.goto(link)
+        page.get_by_role("button", name="Sign in as ana@example.com").click()
+        expect(page.get_by_role("heading", name="Welcome")).to_be_visible()
+    finally:
+        live.stop()
+
+
+@pytest.mark.browser
+def test_in_chromium_a_failed_send_is_said_plainly(make_app, certs, smtp_server, new_context,
+                                                   caplog):
+    smtp = smtp_server("none")
+    app, live = browser_app(make_app, certs, smtp.url("smtp", "mailer", "s3cret-pass"))
+    try:
+        page = new_context().new_page()
+        page.goto(live.url + "/login")
+        page.get_by_label("Email").first.fill("ana@example.com")
+        with caplog.at_level(logging.WARNING):
+            page.get_by_role("button", name="Email me a link").click()
+            expect(page.get_by_text("We could not send the email.")).to_be_visible()
+        assert len(send_failures(caplog)) == 1
+    finally:
+        live.stop()
