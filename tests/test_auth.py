@@ -14,6 +14,7 @@ from discux.auth.sessions import COOKIE_NAME, REFRESH_AFTER_MS, SESSION_LIFETIME
 from discux.extensions import db
 from discux.ids import epoch_ms, sha256_hex
 from discux.models import Session, User, VerificationToken
+from tests.support.email_links import confirm_form, open_sign_in_link
 
 
 def session_rows(app):
@@ -160,23 +161,6 @@ def request_link(client, csrf_token, caplog, email="cy@example.com", next_url=""
         assert mail.outbox(client.application).wait_idle()
     link = re.search(r"(http://\S+/login/email/verify\S+)", caplog.text).group(1)
     return link.replace("http://localhost", "")
-
-
-CONFIRM_FORM = re.compile(r'<form method="post" action="(/login/email/verify)">(.*?)</form>', re.S)
-
-
-def confirm_form(page: str) -> tuple[str, dict]:
-    action, inner = CONFIRM_FORM.search(page).groups()
-    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', inner))
-    return action, {name: html.unescape(value) for name, value in fields.items()}
-
-
-def open_sign_in_link(client, link):
-    """What a person does with the link in the email: open it, press "Sign in as …"."""
-    page = client.get(link)
-    assert page.status_code == 200, page.get_data(as_text=True)
-    action, fields = confirm_form(page.get_data(as_text=True))
-    return client.post(action, data=fields)
 
 
 def token_rows(app):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 import sqlalchemy as sa
 
+from discux.auth import mail
 from discux.extensions import db
 from discux.models import Room, RoomParticipant
 from tests.support import room_factories as rf
 from tests.support.api_helpers import Api, error_of, issue_token
+from tests.support.email_links import open_sign_in_link
 
 
 def make_room_and_invitation(app, make_user, email="bea@example.com"):
@@ -41,18 +46,14 @@ def test_unverified_account_cannot_accept_an_email_bound_invitation(app, client,
 
 def test_unverified_account_accepts_after_the_email_link(app, client, csrf_token, login,
                                                          make_user, caplog):
-    import logging
-    import re
-
-    from tests.test_auth import open_sign_in_link
-
     room_id, token = make_room_and_invitation(app, make_user)
     bea = make_user(email="bea@example.com", name="Bea", verified=False)
     login(bea)
     with caplog.at_level(logging.WARNING):
         response = client.post("/login/email", data={
             "email": "bea@example.com", "next": f"/invite/{token}", "csrf_token": csrf_token()})
-    assert response.status_code == 200
+        assert response.status_code == 200
+        assert mail.outbox(app).wait_idle()
     link = re.search(r"http://localhost(/login/email/verify\S+)", caplog.text).group(1)
     assert open_sign_in_link(client, link).headers["Location"] == f"/invite/{token}"
     response = client.post(f"/invite/{token}", data={"csrf_token": csrf_token()})

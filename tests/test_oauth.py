@@ -12,11 +12,13 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from discux.auth import mail
 from discux.auth.accounts import OAuthIdentity, user_for_oauth_identity
 from discux.auth.sessions import COOKIE_NAME
 from discux.extensions import db
 from discux.models import Account, ApiToken, Session, User
 from tests.support import factories
+from tests.support.email_links import open_sign_in_link
 from tests.support.oauth_provider import OAuthTestProvider
 
 
@@ -180,9 +182,8 @@ def test_owner_signing_in_by_link_does_not_inherit_the_attackers_identity(
     csrf = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
     with caplog.at_level(logging.WARNING):
         owner.post("/login/email", data={"email": "ada@example.com", "csrf_token": csrf})
+        assert mail.outbox(oauth_app).wait_idle()
     link = re.search(r"http://localhost(/login/email/verify\S+)", caplog.text).group(1)
-    from tests.test_auth import open_sign_in_link
-
     assert open_sign_in_link(owner, link).status_code == 303
     assert owner.get("/settings").status_code == 200
     with oauth_app.app_context():
