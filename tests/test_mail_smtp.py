@@ -219,3 +219,29 @@ def test_in_chromium_a_failed_send_is_said_plainly(make_app, certs, smtp_server,
         assert len(send_failures(caplog)) == 1
     finally:
         live.stop()
+
+
+def test_a_slow_mail_server_fills_a_bounded_queue_then_new_sends_fail_plainly(
+        make_app, certs, smtp_server, caplog):
+    server = smtp_server("none", users={})
+    server.released.clear()  # every message now waits inside the server
+    app = mail_app(make_app, certs, server.url("smtp+insecure"))
+    client = app.test_client()
+    csrf = re.search(r'"X-CSRFToken": "([^"]+)"', client.get("/login").get_data(as_text=True))[1]
+
+    def ask(number):
+        page = client.post("/login/email", data={"email": f"u{number}@example.com",
+                                                 "csrf_token": csrf})
+        assert page.status_code == 200  # the request never waits for the mail server
+        url = html.unescape(re.search(r'hx-get="([^"]+)"', page.get_data(as_text=True))[1])
+        return client.get(url, headers={"HX-Request": "true"}).get_data(as_text=True)
+
+    with caplog.at_level(logging.WARNING):
+        waiting = [ask(number) for number in range(mail.MAX_WAITING)]
+        assert all("Sending the email" in fragment for fragment in waiting)
+        assert "We could not send the email" in ask("one-too-many")
+        [line] = send_failures(caplog)
+        assert "already waiting to be sent" in line
+        server.released.set()
+        assert mail.outbox(app).wait_idle(timeout=60)
+    assert len(server.messages) == mail.MAX_WAITING

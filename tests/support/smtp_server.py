@@ -11,6 +11,7 @@ client that sent its password in clear would be seen doing it (("AUTH", False)).
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import socket
@@ -86,6 +87,8 @@ class _Recorder:
         return True
 
     async def handle_DATA(self, server, session, envelope):
+        # A held server keeps every message waiting here: a mail server that has gone slow.
+        await asyncio.get_running_loop().run_in_executor(None, self.owner.released.wait)
         self.owner._note("DATA", _is_tls(server))
         self.owner.messages.append(message_from_bytes(envelope.original_content))
         return "250 Message accepted"
@@ -104,6 +107,8 @@ class PrivateSMTP:
         self.logins: list[str] = []
         self._lock = threading.Lock()
         self.running = False
+        self.released = threading.Event()  # clear() it to hold messages, set() to let them go
+        self.released.set()
         context = None
         if cert is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -145,6 +150,7 @@ class PrivateSMTP:
 
     def stop(self) -> None:
         """Stop listening (the port then refuses connections); stopping twice is harmless."""
+        self.released.set()  # a held message must not keep the server's loop from closing
         if self.running:
             self._controller.stop()
             self.running = False
