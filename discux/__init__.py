@@ -67,10 +67,12 @@ def create_app(config: dict | None = None) -> Flask:
 
     from discux.auth.providers import register_providers
     from discux.auth.sessions import init_sessions
+    from discux.text_input import init_text_input
 
     init_sessions(app)
     register_providers(app)
     _register_blueprints(app)
+    init_text_input(app)
 
     from discux.errors import register_error_handlers
 

@@ -136,8 +136,17 @@ def load_config(instance_path: Path) -> dict:
     if oidc[0] and not oidc_issuer:
         raise ConfigError("DISCUX_OIDC_ISSUER is not set but DISCUX_OIDC_CLIENT_ID is")
     smtp_url = os.environ.get("DISCUX_SMTP_URL") or None
-    if smtp_url and urlsplit(smtp_url).scheme not in {"smtp", "smtps", "smtp+starttls"}:
-        raise ConfigError("DISCUX_SMTP_URL must look like smtp://user:pass@host:587")
+    smtp_parts = urlsplit(smtp_url or "")
+    if smtp_url and (smtp_parts.scheme not in {"smtp", "smtps", "smtp+starttls", "smtp+insecure"}
+                     or not smtp_parts.hostname):
+        raise ConfigError("DISCUX_SMTP_URL must look like smtp://user:pass@host:587 (STARTTLS), "
+                          "smtps://user:pass@host:465 or smtp+insecure://host:25")
+    if smtp_parts.scheme == "smtp+insecure" and (smtp_parts.username or smtp_parts.password):
+        raise ConfigError("DISCUX_SMTP_URL: smtp+insecure:// sends in clear, so it takes no user "
+                          "or password; use smtp:// (STARTTLS) or smtps://")
+    smtp_ca_file = os.environ.get("DISCUX_SMTP_CA_FILE") or None
+    if smtp_ca_file and not Path(smtp_ca_file).is_file():
+        raise ConfigError(f"DISCUX_SMTP_CA_FILE is not a readable file (got {smtp_ca_file!r})")
     llm_base_url = os.environ.get("DISCUX_LLM_BASE_URL") or None
     if llm_base_url and urlsplit(llm_base_url).scheme not in {"http", "https"}:
         raise ConfigError(f"DISCUX_LLM_BASE_URL must be an http(s) URL (got {llm_base_url!r})")
@@ -174,6 +183,7 @@ def load_config(instance_path: Path) -> dict:
         "DISCUX_OIDC_CLIENT_ID": oidc[0],
         "DISCUX_OIDC_CLIENT_SECRET": oidc[1],
         "DISCUX_SMTP_URL": smtp_url,
+        "DISCUX_SMTP_CA_FILE": smtp_ca_file,
         "DISCUX_MAIL_FROM": os.environ.get("DISCUX_MAIL_FROM") or "discux@localhost",
         "DISCUX_LLM_BASE_URL": llm_base_url,
         "DISCUX_LLM_API_KEY": os.environ.get("DISCUX_LLM_API_KEY") or None,
