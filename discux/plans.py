@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from discux.errors import DiscuxError, LimitReached
 from discux.extensions import db
 from discux.ids import utcnow
+from discux.locks import lock_row
 from discux.models import PLANS, Agent, Message, Room, User
 
 # "Unlimited" is stored as a number no team reaches, so every check stays one comparison.
@@ -39,17 +40,28 @@ def month_start(now: datetime | None = None) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def agents_used(user: User) -> int:
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(Agent).where(Agent.created_by == user.id)
+def lock_usage(user_id: str) -> None:
+    """Serialize "count what the user has, then add one" per user: call it first in the
+    transaction that checks a limit and writes (rooms, agents), then count with `locking=True`."""
+    lock_row(User, user_id)
+
+
+def _counted(query: sa.Select, locking: bool) -> int:
+    return db.session.scalar(query.with_for_update() if locking else query)
+
+
+def agents_used(user: User, *, locking: bool = False) -> int:
+    return _counted(
+        sa.select(sa.func.count()).select_from(Agent).where(Agent.created_by == user.id), locking
     )
 
 
-def active_rooms_used(user: User) -> int:
-    return db.session.scalar(
+def active_rooms_used(user: User, *, locking: bool = False) -> int:
+    return _counted(
         sa.select(sa.func.count())
         .select_from(Room)
-        .where(Room.created_by == user.id, Room.is_active.is_(True))
+        .where(Room.created_by == user.id, Room.is_active.is_(True)),
+        locking,
     )
 
 
@@ -67,7 +79,8 @@ def messages_used_this_month(user: User, up_to: int | None = None) -> int:
 
 
 def check_can_create_agent(user: User) -> None:
-    if agents_used(user) >= user.max_agents:
+    """Raise LimitReached when the plan's agents are all used (call after `lock_usage`)."""
+    if agents_used(user, locking=True) >= user.max_agents:
         raise LimitReached(
             f"Your {user.subscription} plan allows {describe_limit(user.max_agents, 'agents')}, "
             "and you have used them all. Delete an agent or upgrade your plan."
@@ -75,7 +88,8 @@ def check_can_create_agent(user: User) -> None:
 
 
 def check_can_create_room(user: User) -> None:
-    if active_rooms_used(user) >= user.max_rooms:
+    """Raise LimitReached when the plan's active rooms are all used (call after `lock_usage`)."""
+    if active_rooms_used(user, locking=True) >= user.max_rooms:
         raise LimitReached(
             f"Your {user.subscription} plan allows "
             f"{describe_limit(user.max_rooms, 'active rooms')}. "

@@ -14,7 +14,8 @@ from tests.support import factories
 
 
 def add_agents(user, count):
-    for n in range(count):
+    made = db.session.scalar(sa.select(sa.func.count()).select_from(Agent))
+    for n in range(made, made + count):
         db.session.add(Agent(name=f"A{n}", prompt="A helpful agent.", created_by=user.id))
     db.session.commit()
 

@@ -15,6 +15,7 @@ from discux.errors import DiscuxError
 from discux.extensions import db
 from discux.llm import ChatMessage
 from discux.models import STYLES, Agent, Room, RoomAgent, RoomParticipant, User
+from discux.models.agents import agent_name_key
 from discux.rooms.permissions import can
 from discux.rooms.service import agent_count
 
@@ -88,11 +89,17 @@ def emoji_problem(emoji: str) -> str | None:
 
 
 def _names_taken(owner_id: str, except_agent_id: str | None) -> set[str]:
-    # Compared in Python with casefold(): SQLite's lower() only folds ASCII.
-    query = sa.select(Agent.name).where(Agent.created_by == owner_id)
+    # The stored keys (casefold() in Python: SQLite's lower() only folds ASCII). A locking read:
+    # callers that write hold plans.lock_usage, and on MariaDB only a locking read sees what
+    # the request before them committed.
+    query = sa.select(Agent.name_key).where(Agent.created_by == owner_id).with_for_update()
     if except_agent_id:
         query = query.where(Agent.id != except_agent_id)
-    return {name.casefold() for name in db.session.scalars(query)}
+    return set(db.session.scalars(query))
+
+
+def name_taken_message(name: str) -> str:
+    return f'You already have an agent called "{name}". Pick another name.'
 
 
 def agent_problems(owner_id: str, fields: AgentFields, agent_id: str | None = None) -> dict[str, str]:
@@ -104,8 +111,8 @@ def agent_problems(owner_id: str, fields: AgentFields, agent_id: str | None = No
         problems["name"] = f"Keep the name to {NAME_MAX} characters or fewer."
     elif "@" in fields.name:
         problems["name"] = 'Names cannot contain "@": it is how agents are mentioned.'
-    elif fields.name.casefold() in _names_taken(owner_id, agent_id):
-        problems["name"] = f'You already have an agent called "{fields.name}". Pick another name.'
+    elif agent_name_key(fields.name) in _names_taken(owner_id, agent_id):
+        problems["name"] = name_taken_message(fields.name)
     if len(fields.prompt) < PROMPT_MIN:
         problems["prompt"] = f"Describe the agent in at least {PROMPT_MIN} characters."
     elif len(fields.prompt) > PROMPT_MAX:
@@ -129,13 +136,31 @@ def _checked(owner_id: str, fields: AgentFields, agent_id: str | None = None) ->
     return fields
 
 
+def _commit_named(name: str) -> None:
+    """Commit an agent's insert or rename; the unique (owner, name_key) index turning it down
+    means another request took the name first: the same answer as the check before."""
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        raise InvalidAgent({"name": name_taken_message(name)}) from None
+
+
 def create_agent(owner: User, fields: AgentFields) -> Agent:
-    """A new agent owned by `owner`, within their plan's limit."""
-    fields = _checked(owner.id, fields)
-    plans.check_can_create_agent(owner)
+    """A new agent owned by `owner`, within their plan's limit.
+
+    The name and the limit are checked under the owner's usage lock (the room limit's), so
+    two requests at once cannot both take the last slot or the same name."""
+    try:
+        plans.lock_usage(owner.id)
+        fields = _checked(owner.id, fields)
+        plans.check_can_create_agent(owner)
+    except Exception:
+        db.session.rollback()
+        raise
     agent = Agent(created_by=owner.id, **_columns(fields))
     db.session.add(agent)
-    db.session.commit()
+    _commit_named(fields.name)
     return agent
 
 
@@ -144,7 +169,7 @@ def update_agent(agent: Agent, fields: AgentFields) -> Agent:
     fields = _checked(agent.created_by, fields, agent.id)
     for column, value in _columns(fields).items():
         setattr(agent, column, value)
-    db.session.commit()
+    _commit_named(fields.name)
     return agent
 
 
@@ -156,10 +181,16 @@ def delete_agent(agent: Agent) -> None:
 
 def copy_agent(owner: User, source: Agent) -> Agent:
     """A private copy of `source` owned by `owner`, counted against their plan."""
-    plans.check_can_create_agent(owner)
+    try:
+        plans.lock_usage(owner.id)
+        plans.check_can_create_agent(owner)
+        name = _free_copy_name(owner.id, source.name)
+    except Exception:
+        db.session.rollback()
+        raise
     copy = Agent(
         created_by=owner.id,
-        name=_free_copy_name(owner.id, source.name),
+        name=name,
         prompt=source.prompt,
         emoji=source.emoji,
         color=source.color,
@@ -168,19 +199,19 @@ def copy_agent(owner: User, source: Agent) -> Agent:
         model=source.model,
     )
     db.session.add(copy)
-    db.session.commit()
+    _commit_named(name)
     return copy
 
 
 def _free_copy_name(owner_id: str, name: str) -> str:
     taken = _names_taken(owner_id, None)
-    if name.casefold() not in taken:
+    if agent_name_key(name) not in taken:
         return name
     number = 1
     while True:
         suffix = " (copy)" if number == 1 else f" (copy {number})"
         candidate = name[: NAME_MAX - len(suffix)] + suffix
-        if candidate.casefold() not in taken:
+        if agent_name_key(candidate) not in taken:
             return candidate
         number += 1
 

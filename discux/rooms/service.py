@@ -63,9 +63,8 @@ def _clean_description(description: str | None) -> str | None:
 
 
 def _lock_user(user_id: str) -> None:
-    # Serializes "count active rooms, then add one" per user on MariaDB (no-op on SQLite,
-    # where writers are serialized anyway).
-    db.session.execute(sa.select(User.id).where(User.id == user_id).with_for_update())
+    # Serializes "count active rooms, then add one" per user (the agent limit takes it too).
+    plans.lock_usage(user_id)
 
 
 def _check_active_room_slot(owner: User, actor: User) -> None:
