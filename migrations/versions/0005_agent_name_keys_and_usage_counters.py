@@ -34,6 +34,7 @@ def _name_key(name):
 
 
 def _free_name(name, taken):
+    name = name.strip()
     number = 2
     while True:
         suffix = f" ({number})"
