@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 import regex
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from discux import plans
 from discux.agents.styles import STYLE_TABLE, system_prompt
@@ -17,7 +17,7 @@ from discux.llm import ChatMessage
 from discux.models import STYLES, Agent, Room, RoomAgent, RoomParticipant, User
 from discux.models.agents import agent_name_key
 from discux.rooms.permissions import can
-from discux.rooms.service import agent_count
+from discux.rooms.service import agent_count, agent_named_in_room
 
 NAME_MAX = 100
 PROMPT_MIN = 10
@@ -98,6 +98,21 @@ def _names_taken(owner_id: str, except_agent_id: str | None) -> set[str]:
     return set(db.session.scalars(query))
 
 
+def _room_namesake(agent_id: str, name_key: str) -> tuple[str, str] | None:
+    """(room name, other agent's name) for a room the agent is in where another agent already
+    goes by `name_key`: renaming to it would make the two impossible to @mention apart."""
+    other, mine, theirs = aliased(Agent), aliased(RoomAgent), aliased(RoomAgent)
+    row = db.session.execute(
+        sa.select(Room.name, other.name)
+        .join(mine, mine.room_id == Room.id)
+        .join(theirs, theirs.room_id == Room.id)
+        .join(other, other.id == theirs.agent_id)
+        .where(mine.agent_id == agent_id, other.id != agent_id, other.name_key == name_key)
+        .order_by(Room.name).limit(1)
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
 def name_taken_message(name: str) -> str:
     return f'You already have an agent called "{name}". Pick another name.'
 
@@ -113,6 +128,10 @@ def agent_problems(owner_id: str, fields: AgentFields, agent_id: str | None = No
         problems["name"] = 'Names cannot contain "@": it is how agents are mentioned.'
     elif agent_name_key(fields.name) in _names_taken(owner_id, agent_id):
         problems["name"] = name_taken_message(fields.name)
+    elif agent_id and (clash := _room_namesake(agent_id, agent_name_key(fields.name))):
+        room_name, namesake = clash
+        problems["name"] = (f'"{room_name}" already has an agent called "{namesake}": pick '
+                            "another name, so @mentions there can tell them apart.")
     if len(fields.prompt) < PROMPT_MIN:
         problems["prompt"] = f"Describe the agent in at least {PROMPT_MIN} characters."
     elif len(fields.prompt) > PROMPT_MAX:
@@ -301,6 +320,8 @@ def room_choices(user: User, agent: Agent) -> list[RoomChoice]:
         limit = room.settings.max_agents if room.settings else None
         if room.id in present:
             choices.append(RoomChoice(room, False, "already there"))
+        elif namesake := agent_named_in_room(room.id, agent.name_key):
+            choices.append(RoomChoice(room, False, f'has an agent called "{namesake}"'))
         elif limit is not None and agent_count(room) >= limit:
             choices.append(RoomChoice(room, False, f"full: {limit} of {limit} agents"))
         else:
