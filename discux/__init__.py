@@ -14,6 +14,7 @@ from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from discux import logs
 from discux.config import ConfigError, finish_config, load_config
 from discux.extensions import csrf, db, limiter, migrate, sock
 
@@ -51,6 +52,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     finish_config(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    logs.init_app(app)
     _trust_proxies(app)
     _configure_database(app)
 
@@ -65,10 +67,12 @@ def create_app(config: dict | None = None) -> Flask:
 
     from discux.auth.providers import register_providers
     from discux.auth.sessions import init_sessions
+    from discux.text_input import init_text_input
 
     init_sessions(app)
     register_providers(app)
     _register_blueprints(app)
+    init_text_input(app)
 
     from discux.errors import register_error_handlers
 
@@ -236,6 +240,7 @@ def _register_blueprints(app: Flask) -> None:
     from discux.auth.routes import bp as auth_bp
     from discux.discussion.routes import bp as discussion_bp
     from discux.export.routes import bp as export_bp
+    from discux.health import bp as health_bp
     from discux.invitations.routes import bp as invitations_bp
     from discux.main.routes import bp as main_bp
     from discux.messages.routes import bp as messages_bp
@@ -255,6 +260,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(export_bp)
     app.register_blueprint(discussion_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(health_bp)
 
 
 def _register_template_helpers(app: Flask) -> None:

@@ -36,6 +36,14 @@ def _positive_float(name: str, default: float) -> float:
     return number
 
 
+def _choice(name: str, choices: tuple[str, ...], default: str, *, upper: bool = False) -> str:
+    value = (os.environ.get(name) or default).strip()
+    value = value.upper() if upper else value.lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)} (got {os.environ[name]!r})")
+    return value
+
+
 def _pair(prefix: str) -> tuple[str | None, str | None]:
     """OAuth client id/secret: both or neither, so a half-configured provider fails loudly."""
     client_id = os.environ.get(f"{prefix}_CLIENT_ID") or None
@@ -128,8 +136,17 @@ def load_config(instance_path: Path) -> dict:
     if oidc[0] and not oidc_issuer:
         raise ConfigError("DISCUX_OIDC_ISSUER is not set but DISCUX_OIDC_CLIENT_ID is")
     smtp_url = os.environ.get("DISCUX_SMTP_URL") or None
-    if smtp_url and urlsplit(smtp_url).scheme not in {"smtp", "smtps", "smtp+starttls"}:
-        raise ConfigError("DISCUX_SMTP_URL must look like smtp://user:pass@host:587")
+    smtp_parts = urlsplit(smtp_url or "")
+    if smtp_url and (smtp_parts.scheme not in {"smtp", "smtps", "smtp+starttls", "smtp+insecure"}
+                     or not smtp_parts.hostname):
+        raise ConfigError("DISCUX_SMTP_URL must look like smtp://user:pass@host:587 (STARTTLS), "
+                          "smtps://user:pass@host:465 or smtp+insecure://host:25")
+    if smtp_parts.scheme == "smtp+insecure" and (smtp_parts.username or smtp_parts.password):
+        raise ConfigError("DISCUX_SMTP_URL: smtp+insecure:// sends in clear, so it takes no user "
+                          "or password; use smtp:// (STARTTLS) or smtps://")
+    smtp_ca_file = os.environ.get("DISCUX_SMTP_CA_FILE") or None
+    if smtp_ca_file and not Path(smtp_ca_file).is_file():
+        raise ConfigError(f"DISCUX_SMTP_CA_FILE is not a readable file (got {smtp_ca_file!r})")
     llm_base_url = os.environ.get("DISCUX_LLM_BASE_URL") or None
     if llm_base_url and urlsplit(llm_base_url).scheme not in {"http", "https"}:
         raise ConfigError(f"DISCUX_LLM_BASE_URL must be an http(s) URL (got {llm_base_url!r})")
@@ -147,6 +164,9 @@ def load_config(instance_path: Path) -> dict:
     max_sockets = os.environ.get("DISCUX_MAX_SOCKETS") or "1000"
     if not max_sockets.isdigit() or int(max_sockets) < 1:
         raise ConfigError(f"DISCUX_MAX_SOCKETS must be a whole number above 0 (got {max_sockets!r})")
+    log_level = _choice("DISCUX_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO",
+                        upper=True)
+    log_format = _choice("DISCUX_LOG_FORMAT", ("text", "json"), "text")
     return {
         "SECRET_KEY": _secret_key(instance_path, dev_login),
         "SQLALCHEMY_DATABASE_URI": _database_url(instance_path),
@@ -163,6 +183,7 @@ def load_config(instance_path: Path) -> dict:
         "DISCUX_OIDC_CLIENT_ID": oidc[0],
         "DISCUX_OIDC_CLIENT_SECRET": oidc[1],
         "DISCUX_SMTP_URL": smtp_url,
+        "DISCUX_SMTP_CA_FILE": smtp_ca_file,
         "DISCUX_MAIL_FROM": os.environ.get("DISCUX_MAIL_FROM") or "discux@localhost",
         "DISCUX_LLM_BASE_URL": llm_base_url,
         "DISCUX_LLM_API_KEY": os.environ.get("DISCUX_LLM_API_KEY") or None,
@@ -188,4 +209,7 @@ def load_config(instance_path: Path) -> dict:
         "DISCUX_MAX_SOCKETS": int(max_sockets),
         # flask-sock leaves ping and the client frame size limit off unless asked (NOTES.md).
         "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 4096},
+        # discux/logs.py: what reaches stdout, and as text or JSON lines.
+        "DISCUX_LOG_LEVEL": log_level,
+        "DISCUX_LOG_FORMAT": log_format,
     }

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, sqlite
 
 from discux.errors import DiscuxError, LimitReached
 from discux.extensions import db
 from discux.ids import utcnow
-from discux.models import PLANS, Agent, Message, Room, User
+from discux.locks import lock_row
+from discux.models import PLANS, Agent, Room, UsageCounter, User
 
 # "Unlimited" is stored as a number no team reaches, so every check stays one comparison.
 UNLIMITED = 1_000_000
@@ -39,35 +41,99 @@ def month_start(now: datetime | None = None) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def agents_used(user: User) -> int:
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(Agent).where(Agent.created_by == user.id)
+def lock_usage(user_id: str) -> None:
+    """Serialize "count what the user has, then add one" per user: call it first in the
+    transaction that checks a limit and writes (rooms, agents), then count with `locking=True`."""
+    lock_row(User, user_id)
+
+
+def _counted(query: sa.Select, locking: bool) -> int:
+    return db.session.scalar(query.with_for_update() if locking else query)
+
+
+def agents_used(user: User, *, locking: bool = False) -> int:
+    return _counted(
+        sa.select(sa.func.count()).select_from(Agent).where(Agent.created_by == user.id), locking
     )
 
 
-def active_rooms_used(user: User) -> int:
-    return db.session.scalar(
+def active_rooms_used(user: User, *, locking: bool = False) -> int:
+    return _counted(
         sa.select(sa.func.count())
         .select_from(Room)
-        .where(Room.created_by == user.id, Room.is_active.is_(True))
+        .where(Room.created_by == user.id, Room.is_active.is_(True)),
+        locking,
     )
 
 
-def messages_used_this_month(user: User, up_to: int | None = None) -> int:
-    """Messages the user wrote this calendar month; with `up_to`, counting stops there (a
-    quota check only needs to know whether the limit is reached, not by how much)."""
-    sent = sa.select(Message.id).where(
-        Message.sender_id == user.id,
-        Message.type == "user",
-        Message.timestamp >= month_start(),
+def month_key(now: datetime | None = None) -> str:
+    """The calendar month (UTC) a usage counter row stands for: "2026-12"."""
+    return (now or utcnow()).strftime("%Y-%m")
+
+
+def messages_used_this_month(user: User) -> int:
+    """Messages the user sent this calendar month, deleted ones included."""
+    return db.session.scalar(
+        sa.select(UsageCounter.messages_sent)
+        .where(UsageCounter.user_id == user.id, UsageCounter.month == month_key())
+    ) or 0
+
+
+def _count_one_message(dialect: str) -> sa.Insert:
+    """INSERT the month's row with 1, or add 1 to it: one statement, which also row-locks the
+    counter (MariaDB) or takes the write lock (SQLite) until the post commits."""
+    counters = UsageCounter.__table__
+    values = {"user_id": sa.bindparam("user_id"), "month": sa.bindparam("month"),
+              "messages_sent": 1}
+    if dialect == "sqlite":
+        return sqlite.insert(counters).values(values).on_conflict_do_update(
+            index_elements=[counters.c.user_id, counters.c.month],
+            set_={"messages_sent": counters.c.messages_sent + 1})
+    return mysql.insert(counters).values(values).on_duplicate_key_update(
+        messages_sent=counters.c.messages_sent + 1)
+
+
+_COUNT_ONE_MESSAGE = {name: _count_one_message(name) for name in ("sqlite", "mysql")}
+# MariaDB's answer to two first INSERTs of one key waiting on a third: roll one back.
+DEADLOCK = 1213
+
+
+def take_message_quota(user: User) -> None:
+    """Count one message sent by `user` this month, in the caller's transaction (the one that
+    stores it); LimitReached when that goes past the plan's limit, and the caller rolls back.
+
+    Posts of one user run one at a time from the counter's update to their commit, so N posts
+    at once count N and at most the limit of them are stored."""
+    dialect = db.session.get_bind().dialect.name
+    statement = _COUNT_ONE_MESSAGE["sqlite" if dialect == "sqlite" else "mysql"]
+    params = {"user_id": user.id, "month": month_key()}
+    for attempt in range(3):
+        try:
+            db.session.execute(statement, params)
+            break
+        except sa.exc.OperationalError as error:
+            # Only reads came before in this transaction: rolled back, it can simply retry.
+            if (getattr(error.orig, "args", None) or (None,))[0] != DEADLOCK or attempt == 2:
+                raise
+            db.session.rollback()
+    if user.max_messages_per_month >= UNLIMITED:
+        return
+    # The row is ours until commit: this read sees every post counted before this one.
+    if messages_used_this_month(user) > user.max_messages_per_month:
+        raise _messages_limit(user)
+
+
+def _messages_limit(user: User) -> LimitReached:
+    return LimitReached(
+        f"Your {user.subscription} plan allows "
+        f"{describe_limit(user.max_messages_per_month, 'messages')} a month, and this "
+        "month's are used. They renew on the 1st (UTC), or upgrade your plan."
     )
-    if up_to is not None:
-        sent = sent.limit(up_to)
-    return db.session.scalar(sa.select(sa.func.count()).select_from(sent.subquery()))
 
 
 def check_can_create_agent(user: User) -> None:
-    if agents_used(user) >= user.max_agents:
+    """Raise LimitReached when the plan's agents are all used (call after `lock_usage`)."""
+    if agents_used(user, locking=True) >= user.max_agents:
         raise LimitReached(
             f"Your {user.subscription} plan allows {describe_limit(user.max_agents, 'agents')}, "
             "and you have used them all. Delete an agent or upgrade your plan."
@@ -75,7 +141,8 @@ def check_can_create_agent(user: User) -> None:
 
 
 def check_can_create_room(user: User) -> None:
-    if active_rooms_used(user) >= user.max_rooms:
+    """Raise LimitReached when the plan's active rooms are all used (call after `lock_usage`)."""
+    if active_rooms_used(user, locking=True) >= user.max_rooms:
         raise LimitReached(
             f"Your {user.subscription} plan allows "
             f"{describe_limit(user.max_rooms, 'active rooms')}. "
@@ -84,16 +151,12 @@ def check_can_create_room(user: User) -> None:
 
 
 def check_can_post_message(user: User) -> None:
-    # Unlimited plans skip the count: it grows with every message the user ever sent this month.
+    """Raise LimitReached when this month's messages are used (posting itself counts and checks
+    in one go: take_message_quota)."""
     if user.max_messages_per_month >= UNLIMITED:
         return
-    limit = user.max_messages_per_month
-    if messages_used_this_month(user, up_to=limit) >= limit:
-        raise LimitReached(
-            f"Your {user.subscription} plan allows "
-            f"{describe_limit(user.max_messages_per_month, 'messages')} a month, and this "
-            "month's are used. They renew on the 1st (UTC), or upgrade your plan."
-        )
+    if messages_used_this_month(user) >= user.max_messages_per_month:
+        raise _messages_limit(user)
 
 
 def set_plan(user: User, plan: str) -> None:

@@ -571,13 +571,14 @@ def test_people_edit_the_brief_and_every_save_is_a_version(llm_app):
     room = Room(llm_app)
     page = room.client.get(f"/rooms/{room.id}/brief").get_data(as_text=True)
     assert "No versions yet." in page
-    for text in ("- Decide pricing", "- Decide pricing\n- Ana: draft"):
+    for base, text in enumerate(("- Decide pricing", "- Decide pricing\n- Ana: draft")):
         response = room.client.post(f"/rooms/{room.id}/brief",
-                                    data={"content": text, "csrf_token": room.csrf})
+                                    data={"content": text, "base_version": str(base),
+                                          "csrf_token": room.csrf})
         assert response.status_code == 303
     page = room.client.get(f"/rooms/{room.id}/brief").get_data(as_text=True)
     assert "Version 2" in page and "Version 1" in page
-    empty = room.client.post(f"/rooms/{room.id}/brief", data={"content": " ",
+    empty = room.client.post(f"/rooms/{room.id}/brief", data={"content": " ", "base_version": "2",
                                                              "csrf_token": room.csrf})
     assert empty.status_code == 422 and "cannot be empty" in empty.get_data(as_text=True)
     assert any("edited the room brief (version 2)" in n for n in room.system_notes())

@@ -9,12 +9,13 @@ from discux import plans
 from discux.errors import LimitReached
 from discux.extensions import db
 from discux.ids import utcnow
-from discux.models import Agent, Message, Room, User
-from tests.support import factories
+from discux.models import Agent, Room, User
+from tests.support import chat_factories, factories
 
 
 def add_agents(user, count):
-    for n in range(count):
+    made = db.session.scalar(sa.select(sa.func.count()).select_from(Agent))
+    for n in range(made, made + count):
         db.session.add(Agent(name=f"A{n}", prompt="A helpful agent.", created_by=user.id))
     db.session.commit()
 
@@ -49,19 +50,13 @@ def test_archived_rooms_do_not_count_toward_the_room_limit(ctx):
 def test_monthly_messages_count_only_this_calendar_month(ctx):
     user = factories.create_user()
     user.max_messages_per_month = 2
-    room = Room(name="Chat", created_by=user.id)
-    db.session.add(room)
-    db.session.flush()
-    old = plans.month_start().replace(year=utcnow().year - 1)
-    db.session.add_all([
-        Message(room_id=room.id, content="old", type="user", sender_id=user.id, timestamp=old),
-        Message(room_id=room.id, content="now", type="user", sender_id=user.id),
-        Message(room_id=room.id, content="agent", type="agent", sender_id="agent-x"),
-    ])
-    db.session.commit()
+    room = chat_factories.create_room(user)
+    last_year = plans.month_start().replace(year=utcnow().year - 1)
+    chat_factories.create_message(room, user, "old", days_ago=(utcnow() - last_year).days)
+    chat_factories.create_message(room, user, "now")
+    chat_factories.create_message(room, "agent-x", "agent", type="agent")
     plans.check_can_post_message(user)
-    db.session.add(Message(room_id=room.id, content="again", type="user", sender_id=user.id))
-    db.session.commit()
+    chat_factories.create_message(room, user, "again")
     with pytest.raises(LimitReached, match="2 messages a month"):
         plans.check_can_post_message(user)
 
@@ -104,11 +99,7 @@ def test_limited_plan_is_stopped_at_its_limit_even_far_past_it(ctx):
     """Moved from pro to free mid-month with more than 100 messages: still refused, and the
     usage shown is the real number."""
     user = factories.create_user(plan="pro")
-    room = Room(name="Chat", created_by=user.id)
-    db.session.add(room)
-    db.session.flush()
-    db.session.add_all([Message(room_id=room.id, content=f"m{n}", type="user", sender_id=user.id)
-                        for n in range(130)])
+    chat_factories.count_sent(user.id, messages=130)
     db.session.commit()
     plans.check_can_post_message(user)  # pro: unlimited
     plans.set_plan(user, "free")
@@ -116,4 +107,3 @@ def test_limited_plan_is_stopped_at_its_limit_even_far_past_it(ctx):
     with pytest.raises(LimitReached, match="100 messages a month"):
         plans.check_can_post_message(user)
     assert plans.messages_used_this_month(user) == 130
-    assert plans.messages_used_this_month(user, up_to=100) == 100

@@ -227,3 +227,54 @@ def test_migrations_upgrade_downgrade_upgrade(tmp_path, database_url):
             with admin.begin() as connection:
                 connection.exec_driver_sql("DROP DATABASE IF EXISTS discux_migration_check")
             admin.dispose()
+
+
+def test_migration_0005_renames_duplicate_agent_names_before_making_them_unique(tmp_path,
+                                                                                database_url):
+    """Agents of one owner named "Nova", "nova" and "NOVA " from before 0005: the oldest keeps
+    its name, the others get " (2)" and " (3)" in creation order; another owner's "Nova" stays."""
+    if IS_MYSQL:
+        scratch = database_url.rsplit("/", 1)[0] + "/discux_migration_names"
+        admin = sa.create_engine(database_url)
+        with admin.begin() as connection:
+            connection.exec_driver_sql("DROP DATABASE IF EXISTS discux_migration_names")
+            connection.exec_driver_sql(
+                "CREATE DATABASE discux_migration_names CHARACTER SET utf8mb4")
+    else:
+        scratch = f"sqlite:///{tmp_path / 'names.db'}"
+    try:
+        assert _flask(["db", "upgrade", "0004"], scratch, tmp_path).returncode == 0
+        engine = sa.create_engine(scratch)
+        with engine.begin() as connection:
+            for user_id in ("u1", "u2"):
+                connection.execute(sa.text(
+                    'INSERT INTO "User" (id, email) VALUES (:id, :email)'.replace(
+                        '"', "`" if IS_MYSQL else '"')), {"id": user_id,
+                                                          "email": f"{user_id}@example.com"})
+            for agent_id, owner, name, second in (("a1", "u1", "Nova", 1), ("a2", "u1", "nova", 2),
+                                                  ("a3", "u1", "NOVA ", 3), ("a4", "u2", "Nova", 4),
+                                                  ("a5", "u1", "Orion", 5)):
+                connection.execute(sa.text(
+                    "INSERT INTO agents (id, name, prompt, created_by, created_at) VALUES "
+                    "(:id, :name, 'A helpful agent.', :owner, :at)"),
+                    {"id": agent_id, "name": name, "owner": owner,
+                     "at": f"2026-11-01 10:00:0{second}"})
+        result = _flask(["db", "upgrade"], scratch, tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text(
+                "SELECT id, name, name_key FROM agents ORDER BY id")).all()
+        assert [tuple(r) for r in rows] == [
+            ("a1", "Nova", "nova"), ("a2", "nova (2)", "nova (2)"),
+            ("a3", "NOVA (3)", "nova (3)"), ("a4", "Nova", "nova"), ("a5", "Orion", "orion")]
+        with engine.connect() as connection, pytest.raises(sa.exc.IntegrityError):
+            connection.execute(sa.text(
+                "INSERT INTO agents (id, name, name_key, prompt, created_by) VALUES "
+                "('a6', 'NoVa', 'nova', 'A helpful agent.', 'u1')"))
+        engine.dispose()
+        assert _flask(["db", "downgrade", "0004"], scratch, tmp_path).returncode == 0
+    finally:
+        if IS_MYSQL:
+            with admin.begin() as connection:
+                connection.exec_driver_sql("DROP DATABASE IF EXISTS discux_migration_names")
+            admin.dispose()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 import regex
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from discux import plans
 from discux.agents.styles import STYLE_TABLE, system_prompt
@@ -15,8 +15,9 @@ from discux.errors import DiscuxError
 from discux.extensions import db
 from discux.llm import ChatMessage
 from discux.models import STYLES, Agent, Room, RoomAgent, RoomParticipant, User
+from discux.models.agents import agent_name_key
 from discux.rooms.permissions import can
-from discux.rooms.service import agent_count
+from discux.rooms.service import agent_count, agent_named_in_room
 
 NAME_MAX = 100
 PROMPT_MIN = 10
@@ -88,11 +89,32 @@ def emoji_problem(emoji: str) -> str | None:
 
 
 def _names_taken(owner_id: str, except_agent_id: str | None) -> set[str]:
-    # Compared in Python with casefold(): SQLite's lower() only folds ASCII.
-    query = sa.select(Agent.name).where(Agent.created_by == owner_id)
+    # The stored keys (casefold() in Python: SQLite's lower() only folds ASCII). A locking read:
+    # callers that write hold plans.lock_usage, and on MariaDB only a locking read sees what
+    # the request before them committed.
+    query = sa.select(Agent.name_key).where(Agent.created_by == owner_id).with_for_update()
     if except_agent_id:
         query = query.where(Agent.id != except_agent_id)
-    return {name.casefold() for name in db.session.scalars(query)}
+    return set(db.session.scalars(query))
+
+
+def _room_namesake(agent_id: str, name_key: str) -> tuple[str, str] | None:
+    """(room name, other agent's name) for a room the agent is in where another agent already
+    goes by `name_key`: renaming to it would make the two impossible to @mention apart."""
+    other, mine, theirs = aliased(Agent), aliased(RoomAgent), aliased(RoomAgent)
+    row = db.session.execute(
+        sa.select(Room.name, other.name)
+        .join(mine, mine.room_id == Room.id)
+        .join(theirs, theirs.room_id == Room.id)
+        .join(other, other.id == theirs.agent_id)
+        .where(mine.agent_id == agent_id, other.id != agent_id, other.name_key == name_key)
+        .order_by(Room.name).limit(1)
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def name_taken_message(name: str) -> str:
+    return f'You already have an agent called "{name}". Pick another name.'
 
 
 def agent_problems(owner_id: str, fields: AgentFields, agent_id: str | None = None) -> dict[str, str]:
@@ -104,8 +126,12 @@ def agent_problems(owner_id: str, fields: AgentFields, agent_id: str | None = No
         problems["name"] = f"Keep the name to {NAME_MAX} characters or fewer."
     elif "@" in fields.name:
         problems["name"] = 'Names cannot contain "@": it is how agents are mentioned.'
-    elif fields.name.casefold() in _names_taken(owner_id, agent_id):
-        problems["name"] = f'You already have an agent called "{fields.name}". Pick another name.'
+    elif agent_name_key(fields.name) in _names_taken(owner_id, agent_id):
+        problems["name"] = name_taken_message(fields.name)
+    elif agent_id and (clash := _room_namesake(agent_id, agent_name_key(fields.name))):
+        room_name, namesake = clash
+        problems["name"] = (f'"{room_name}" already has an agent called "{namesake}": pick '
+                            "another name, so @mentions there can tell them apart.")
     if len(fields.prompt) < PROMPT_MIN:
         problems["prompt"] = f"Describe the agent in at least {PROMPT_MIN} characters."
     elif len(fields.prompt) > PROMPT_MAX:
@@ -129,13 +155,31 @@ def _checked(owner_id: str, fields: AgentFields, agent_id: str | None = None) ->
     return fields
 
 
+def _commit_named(name: str) -> None:
+    """Commit an agent's insert or rename; the unique (owner, name_key) index turning it down
+    means another request took the name first: the same answer as the check before."""
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        raise InvalidAgent({"name": name_taken_message(name)}) from None
+
+
 def create_agent(owner: User, fields: AgentFields) -> Agent:
-    """A new agent owned by `owner`, within their plan's limit."""
-    fields = _checked(owner.id, fields)
-    plans.check_can_create_agent(owner)
+    """A new agent owned by `owner`, within their plan's limit.
+
+    The name and the limit are checked under the owner's usage lock (the room limit's), so
+    two requests at once cannot both take the last slot or the same name."""
+    try:
+        plans.lock_usage(owner.id)
+        fields = _checked(owner.id, fields)
+        plans.check_can_create_agent(owner)
+    except Exception:
+        db.session.rollback()
+        raise
     agent = Agent(created_by=owner.id, **_columns(fields))
     db.session.add(agent)
-    db.session.commit()
+    _commit_named(fields.name)
     return agent
 
 
@@ -144,7 +188,7 @@ def update_agent(agent: Agent, fields: AgentFields) -> Agent:
     fields = _checked(agent.created_by, fields, agent.id)
     for column, value in _columns(fields).items():
         setattr(agent, column, value)
-    db.session.commit()
+    _commit_named(fields.name)
     return agent
 
 
@@ -156,10 +200,16 @@ def delete_agent(agent: Agent) -> None:
 
 def copy_agent(owner: User, source: Agent) -> Agent:
     """A private copy of `source` owned by `owner`, counted against their plan."""
-    plans.check_can_create_agent(owner)
+    try:
+        plans.lock_usage(owner.id)
+        plans.check_can_create_agent(owner)
+        name = _free_copy_name(owner.id, source.name)
+    except Exception:
+        db.session.rollback()
+        raise
     copy = Agent(
         created_by=owner.id,
-        name=_free_copy_name(owner.id, source.name),
+        name=name,
         prompt=source.prompt,
         emoji=source.emoji,
         color=source.color,
@@ -168,19 +218,19 @@ def copy_agent(owner: User, source: Agent) -> Agent:
         model=source.model,
     )
     db.session.add(copy)
-    db.session.commit()
+    _commit_named(name)
     return copy
 
 
 def _free_copy_name(owner_id: str, name: str) -> str:
     taken = _names_taken(owner_id, None)
-    if name.casefold() not in taken:
+    if agent_name_key(name) not in taken:
         return name
     number = 1
     while True:
         suffix = " (copy)" if number == 1 else f" (copy {number})"
         candidate = name[: NAME_MAX - len(suffix)] + suffix
-        if candidate.casefold() not in taken:
+        if agent_name_key(candidate) not in taken:
             return candidate
         number += 1
 
@@ -270,6 +320,8 @@ def room_choices(user: User, agent: Agent) -> list[RoomChoice]:
         limit = room.settings.max_agents if room.settings else None
         if room.id in present:
             choices.append(RoomChoice(room, False, "already there"))
+        elif namesake := agent_named_in_room(room.id, agent.name_key):
+            choices.append(RoomChoice(room, False, f'has an agent called "{namesake}"'))
         elif limit is not None and agent_count(room) >= limit:
             choices.append(RoomChoice(room, False, f"full: {limit} of {limit} agents"))
         else:

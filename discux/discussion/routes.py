@@ -68,24 +68,35 @@ def brief(room_id: str):
     room = room_for(room_id, "view")
     participant = membership(current_user, room_id)
     allowed_edit = can(participant, "post", room)
-    error = None
+    error, status = None, 200
     current = briefs.current_brief(room_id)
     draft = current.content if current else ""
+    base_version = current.version if current else 0
     if request.method == "POST":
         if not allowed_edit:
             abort(403)
         draft = request.form.get("content", "")
+        raw_base = request.form.get("base_version", "")
         try:
-            briefs.add_version(room, draft, source="human", author=current_user)
+            if not raw_base.isdigit():
+                raise DiscuxError("This form does not say which version it edits. Copy your "
+                                  "text, reload the page and save again.", "content")
+            briefs.add_version(room, draft, source="human", author=current_user,
+                               base_version=int(raw_base))
+        except briefs.BriefConflict as conflict:
+            # The form now edits the newer version; the person's text stays in it.
+            error, status = conflict.message, conflict.status
+            base_version = conflict.latest.version if conflict.latest else 0
         except DiscuxError as failure:
-            error = failure.message
+            error, status = failure.message, 422
+            base_version = int(raw_base) if raw_base.isdigit() else base_version
         else:
             flash("Brief saved.", "info")
             return redirect(url_for("discussion.brief", room_id=room_id), 303)
     return render_template(
         "discussion/brief.html", room=room, versions=briefs.brief_versions(room_id),
-        allowed_edit=allowed_edit, draft=draft, error=error,
-    ), 422 if error else 200
+        allowed_edit=allowed_edit, draft=draft, error=error, base_version=base_version,
+    ), status
 
 
 @bp.get("/messages/<message_id>/receipt")

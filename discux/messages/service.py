@@ -132,7 +132,7 @@ def _insert_posted(message: Message) -> None:
 def post_user_message(user: User, room: Room, content: str | None,
                       humans_only: bool = False,
                       participant: RoomParticipant | None = None) -> Message:
-    """Validate, check the plan's monthly quota, resolve mentions, store, and push the message.
+    """Validate, count it against the plan's monthly quota, resolve mentions, store, and push.
 
     `participant` is the user's row in the room when the caller already has it."""
     if participant is None or participant.user_id != user.id or participant.room_id != room.id:
@@ -143,8 +143,11 @@ def post_user_message(user: User, room: Room, content: str | None,
             else "You can't post in this room."
         )
     text = validate_content(content)
-    if user.max_messages_per_month < plans.UNLIMITED:  # counting is for plans with a limit
-        plans.check_can_post_message(user)
+    try:
+        plans.take_message_quota(user)  # the post's first write: it holds the user's counter
+    except Exception:
+        db.session.rollback()
+        raise
     message = Message(
         id=new_id(),
         room_id=room.id,
@@ -165,8 +168,12 @@ def post_user_message(user: User, room: Room, content: str | None,
         MessageMention(id=new_id(), message_id=message.id, mentioned_agent_id=agent.id)
         for agent in mentioned
     ]
-    _insert_posted(message)
-    commit_keeping_loaded()
+    try:
+        _insert_posted(message)
+        commit_keeping_loaded()
+    except Exception:
+        db.session.rollback()  # the message and its count go together, or neither
+        raise
     publish(room.id, "message.created", message_payload(message))
     return message
 

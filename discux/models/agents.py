@@ -5,13 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from discux.extensions import db
 from discux.ids import new_id, utcnow
 from discux.models.types import Text, Timestamp
 
 STYLES = ("professional", "direct", "friendly", "creative", "analytical")
+# casefold() can lengthen a name ("ß" → "ss"): room for a 100-character name three times over.
+# Binary collation on MariaDB: the key is already folded, and utf8mb4_unicode_ci would also
+# equate "Café" with "Cafe", which SQLite does not.
+NAME_KEY_LENGTH = 300
+NameKey = sa.String(NAME_KEY_LENGTH).with_variant(
+    mysql.VARCHAR(NAME_KEY_LENGTH, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+)
+
+
+def agent_name_key(name: str | None) -> str:
+    """What two names of one owner's agents must not share: "Nova", " nova " and "NOVA" clash."""
+    return (name or "").strip().casefold()
 
 
 class Agent(db.Model):
@@ -20,10 +33,14 @@ class Agent(db.Model):
         sa.Index("idx_agents_created_by", "created_by"),
         sa.Index("idx_style", "style"),
         sa.Index("idx_usage_count", "usage_count"),
+        sa.Index("uq_agents_owner_name_key", "created_by", "name_key", unique=True),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(sa.String(100))
+    # Set from `name` (see _keep_name_key): the database refuses a second agent of one owner
+    # with the same name, whichever request gets there first.
+    name_key: Mapped[str] = mapped_column(NameKey)
     prompt: Mapped[str] = mapped_column(Text)
     # One grapheme cluster, which may be many code points (👩‍💻 is 3, 11 bytes).
     emoji: Mapped[str] = mapped_column(sa.String(16), default="🤖", server_default="🤖")
@@ -49,6 +66,11 @@ class Agent(db.Model):
     )
 
     creator = db.relationship("User")
+
+    @validates("name")
+    def _keep_name_key(self, _key: str, name: str) -> str:
+        self.name_key = agent_name_key(name)
+        return name
 
     def __repr__(self) -> str:
         return f"<Agent {self.name}>"

@@ -30,6 +30,8 @@ from discux.realtime.server import OutboundFrame, RoomSocketServer
 log = logging.getLogger("discux.realtime")
 
 CLOSE_CONTROL = "control.close"
+RIGHTS_CONTROL = "control.rights"
+RIGHTS = ("may_delete_own", "may_delete_any")  # the Connection attributes a rights event sets
 AWAY_AFTER = 60.0  # seconds without activity before "online" becomes "away" (SPEC §9)
 SWEEP_EVERY = 5.0
 HEARTBEAT_EVERY = 30.0
@@ -278,6 +280,9 @@ class Hub:
             for conn in self.connections(event.get("room_id", ""), data.get("user_id")):
                 conn.request_close(int(data.get("code") or 1008), data.get("reason") or "")
             return
+        if event.get("type") == RIGHTS_CONTROL:
+            self._apply_rights(event.get("room_id", ""), event.get("data") or {})
+            return
         with self._lock:
             channel = self._rooms.get(event.get("room_id", ""))
         if channel is None:
@@ -308,6 +313,27 @@ class Hub:
     def close_sockets(self, room_id: str, user_id: str | None, code: int, reason: str) -> None:
         self.publish({"type": CLOSE_CONTROL, "room_id": room_id, "html": None,
                       "data": {"user_id": user_id, "code": code, "reason": reason}})
+
+    def set_rights(self, room_id: str, user_id: str, **rights: bool) -> None:
+        """Give `user_id`'s open sockets in the room new `RIGHTS`, in every process; events
+        published after this are rendered with them."""
+        self.publish({"type": RIGHTS_CONTROL, "room_id": room_id, "html": None,
+                      "data": {"user_id": user_id,
+                               **{name: bool(rights.get(name)) for name in RIGHTS}}})
+
+    def _apply_rights(self, room_id: str, data: dict) -> None:
+        with self._lock:
+            channel = self._rooms.get(room_id)
+        if channel is None:
+            return
+        rights = {name: bool(data.get(name)) for name in RIGHTS}
+        notice = OutboundFrame(frames.json_event("rights.changed", room_id, rights))
+        with channel.lock:  # between two deliveries: an event is rendered with old or new rights
+            for conn in self.connections(room_id, data.get("user_id")):
+                for name, value in rights.items():
+                    setattr(conn, name, value)
+                if conn.fmt == "json":
+                    conn.offer(notice)
 
     def close_all(self, code: int = 1012, reason: str = "The server is restarting.") -> None:
         """Close every socket of this process politely; 1012 makes clients reconnect and replay."""

@@ -25,6 +25,7 @@ from discux.models import Message, Room, User
 from discux.realtime import frames, server
 from discux.realtime.hub import Connection, hub_for
 from discux.rooms.permissions import can, membership
+from discux.rooms.signals import role_changed
 
 bp = Blueprint("realtime", __name__)
 server.install()
@@ -90,10 +91,27 @@ def check_before_handshake():
         user_name=current_user.display_name,
         fmt=fmt,
         after=after,
-        may_delete_own=can(participant, "delete_own_message", room),
-        may_delete_any=can(participant, "delete_any_message", room),
+        **delete_rights(participant, room),
     )
     return None
+
+
+def delete_rights(participant, room: Room) -> dict[str, bool]:
+    """What a socket's frames offer to delete: the member's own messages, anyone's."""
+    return {"may_delete_own": can(participant, "delete_own_message", room),
+            "may_delete_any": can(participant, "delete_any_message", room)}
+
+
+@role_changed.connect
+def push_new_rights(room_id: str, user_id: str, **_) -> None:
+    """A member's role changed: their open sockets, on every worker, take the new role's rights
+    at once (a socket's rights are otherwise fixed when it connects)."""
+    user = db.session.get(User, user_id)
+    participant = membership(user, room_id) if user is not None else None
+    room = db.session.get(Room, room_id) if participant is not None else None
+    if room is None:
+        return  # no longer a member: removal closes the sockets itself
+    hub_for().set_rights(room_id, user_id, **delete_rights(participant, room))
 
 
 @sock.route("/rooms/<room_id>/ws", bp=bp)

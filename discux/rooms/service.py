@@ -14,9 +14,11 @@ import sqlalchemy as sa
 from discux import plans
 from discux.errors import DiscuxError, Forbidden, LimitReached
 from discux.extensions import db
+from discux.locks import lock_row
 from discux.models import Agent, Message, Room, RoomAgent, RoomParticipant, RoomSettings, User
 from discux.realtime import close_sockets
 from discux.rooms.permissions import can, can_manage, membership, refusal
+from discux.rooms.signals import role_changed
 
 NAME_MAX = 200
 DESCRIPTION_MAX = 1000
@@ -63,9 +65,8 @@ def _clean_description(description: str | None) -> str | None:
 
 
 def _lock_user(user_id: str) -> None:
-    # Serializes "count active rooms, then add one" per user on MariaDB (no-op on SQLite,
-    # where writers are serialized anyway).
-    db.session.execute(sa.select(User.id).where(User.id == user_id).with_for_update())
+    # Serializes "count active rooms, then add one" per user (the agent limit takes it too).
+    plans.lock_usage(user_id)
 
 
 def _check_active_room_slot(owner: User, actor: User) -> None:
@@ -169,10 +170,25 @@ def update_settings(
     return settings
 
 
-def agent_count(room: Room) -> int:
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(RoomAgent).where(RoomAgent.room_id == room.id)
-    )
+def agent_count(room: Room, *, locking: bool = False) -> int:
+    query = sa.select(sa.func.count()).select_from(RoomAgent).where(RoomAgent.room_id == room.id)
+    return db.session.scalar(query.with_for_update() if locking else query)
+
+
+def agent_named_in_room(room_id: str, name_key: str, *, except_agent_id: str | None = None,
+                        locking: bool = False) -> str | None:
+    """The name of the room's agent whose name matches `name_key` (whatever the case), if any:
+    a room holds one agent per name, or @mentions could not tell them apart."""
+    query = (sa.select(Agent.name).join(RoomAgent, RoomAgent.agent_id == Agent.id)
+             .where(RoomAgent.room_id == room_id, Agent.name_key == name_key).limit(1))
+    if except_agent_id:
+        query = query.where(Agent.id != except_agent_id)
+    return db.session.scalar(query.with_for_update() if locking else query)
+
+
+def name_clash_message(name: str, namesake: str) -> str:
+    return (f'This room already has an agent called "{namesake}", so "@{name}" could not tell '
+            f"them apart. Rename one of them, or remove {namesake} from the room first.")
 
 
 def member_count(room: Room) -> int:
@@ -195,17 +211,21 @@ def add_agent_to_room(actor: User, room: Room, agent: Agent) -> RoomAgent:
     if agent.created_by != actor.id and not agent.is_public:
         raise DiscuxError("You can only add your own agents or public ones.", "agent_id")
     try:
-        # Lock the room row so two people adding at once cannot both take the last slot.
-        db.session.execute(sa.select(Room.id).where(Room.id == room.id).with_for_update())
+        # Lock the room row so two people adding at once cannot both take the last slot (or
+        # bring in two agents of one name).
+        lock_row(Room, room.id)
         already = db.session.scalar(
             sa.select(RoomAgent.id).where(
                 RoomAgent.room_id == room.id, RoomAgent.agent_id == agent.id
-            )
+            ).with_for_update()
         )
         if already:
             raise DiscuxError(f"{agent.name} is already in this room.", "agent_id")
+        namesake = agent_named_in_room(room.id, agent.name_key, locking=True)
+        if namesake is not None:
+            raise DiscuxError(name_clash_message(agent.name, namesake), "agent_id")
         limit = room.settings.max_agents or MAX_AGENTS_RANGE[0]
-        if agent_count(room) >= limit:
+        if agent_count(room, locking=True) >= limit:
             raise DiscuxError(
                 f"This room allows at most {limit} agent{'s' if limit != 1 else ''}. Remove one "
                 "or raise the limit in the room's settings.",
@@ -252,6 +272,7 @@ def change_role(actor: User, room: Room, user_id: str, role: str) -> RoomPartici
         raise Forbidden(_manage_refusal(participant, target))
     target.role = role
     db.session.commit()
+    role_changed.send(room.id, user_id=target.user_id)  # open sockets take the new rights
     return target
 
 
@@ -282,6 +303,7 @@ def transfer_ownership(actor: User, room: Room, new_owner_id: str) -> None:
     if target.user_id == actor.id:
         raise DiscuxError("You already own this room. Choose someone else.", "new_owner_id")
     new_owner = db.session.get(User, target.user_id)
+    changed = (actor.id, new_owner.id)
     try:
         if room.is_active:
             _lock_user(new_owner.id)
@@ -315,6 +337,8 @@ def transfer_ownership(actor: User, room: Room, new_owner_id: str) -> None:
         db.session.rollback()
         raise
     db.session.expire_all()
+    for user_id in changed:
+        role_changed.send(room.id, user_id=user_id)
 
 
 def leave_room(actor: User, room: Room) -> None:

@@ -9,7 +9,16 @@ from datetime import timedelta
 from discux.extensions import db
 from discux.ids import new_id, utcnow
 from discux.messages.rendering import render_markdown
-from discux.models import Agent, Message, Room, RoomAgent, RoomParticipant, RoomSettings, User
+from discux.models import (
+    Agent,
+    Message,
+    Room,
+    RoomAgent,
+    RoomParticipant,
+    RoomSettings,
+    UsageCounter,
+    User,
+)
 
 _counter = itertools.count(1)
 
@@ -67,8 +76,23 @@ def create_message(room: Room | str, sender: User | Agent | str, content: str = 
         type=type, sender_id=_id(sender), timestamp=utcnow() - timedelta(days=days_ago), **fields,
     )
     db.session.add(message)
+    if type == "user" and db.session.get(User, _id(sender)) is not None:
+        count_sent(_id(sender), message.timestamp)  # as posting would (plans.take_message_quota)
     db.session.commit()
     return message
+
+
+def count_sent(user_id: str, at=None, messages: int = 1) -> None:
+    """Add `messages` to the user's usage counter for the month of `at` (default: now)."""
+    from discux.plans import month_key
+
+    month = month_key(at)
+    counter = db.session.get(UsageCounter, (user_id, month))
+    if counter is None:
+        counter = UsageCounter(user_id=user_id, month=month, messages_sent=0)
+        db.session.add(counter)
+    counter.messages_sent += messages
+    db.session.flush()
 
 
 class Person:
