@@ -102,9 +102,9 @@ def _trust_proxies(app: Flask) -> None:
 
 
 class _ToDiscuxLog(logging.Handler):
-    """Hands Flask-Limiter's records to the "discux.ratelimit" logger. Flask-Limiter puts a
-    NullHandler on its own logger, which keeps Python's last-resort handler from printing its
-    warnings when nothing else is configured: the storage fallback would go unseen."""
+    """Hands Flask-Limiter's records to the "discux.ratelimit" logger, so they are written where
+    and how discux/logs.py writes the app's own (Flask-Limiter's logger has only a NullHandler:
+    its "falling back to in-memory storage" warning would go unseen)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         logging.getLogger("discux.ratelimit").handle(record)
@@ -127,7 +127,6 @@ def _configure_rate_limits(app: Flask) -> None:
     if _LIMITER_LOG_HANDLER not in limiter_log.handlers:
         limiter_log.addHandler(_LIMITER_LOG_HANDLER)
         limiter_log.propagate = False  # its records reach the root through discux.ratelimit
-    app.logger  # noqa: B018  (Flask gives "discux" a stderr handler unless logging is set up)
 
 
 def _untrusted_host(_error):

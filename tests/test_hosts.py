@@ -9,11 +9,14 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from discux.auth import mail
 from discux.auth.sessions import COOKIE_NAME
 from discux.extensions import db
 from discux.models import RoomInvitation, VerificationToken
+from tests.conftest import CSRF_IN_PAGE
 from tests.support import factories
 from tests.support import room_factories as rf
+from tests.support.email_links import confirm_form
 
 SITE = "http://discux.example.org"
 
@@ -38,6 +41,7 @@ def test_sign_in_link_for_another_host_is_refused_and_nothing_is_sent(site_app, 
     with caplog.at_level(logging.WARNING):
         response = client.post("/login/email", data={"email": "victim@example.com"},
                                **{"base_url": SITE, **forged})
+        assert mail.outbox(site_app).wait_idle()
     assert response.status_code == 400
     assert count(site_app, VerificationToken) == 0
     assert "victim@example.com" not in caplog.text  # no link was mailed (here: logged)
@@ -47,6 +51,7 @@ def test_sign_in_link_points_at_the_base_url(site_app, caplog):
     client = site_app.test_client()
     with caplog.at_level(logging.WARNING):
         response = client.post("/login/email", data={"email": "ana@example.com"}, base_url=SITE)
+        assert mail.outbox(site_app).wait_idle()
     assert response.status_code == 200
     assert count(site_app, VerificationToken) == 1
     links = re.findall(r"(https?://\S+/login/email/verify\S*)", caplog.text)
@@ -76,3 +81,36 @@ def test_invitation_for_another_host_is_refused_and_none_is_made(site_app, make_
 ])
 def test_demo_mode_without_a_base_url_answers_only_to_this_machines_names(client, host, status):
     assert client.get("/login", headers={"Host": host}).status_code == status
+
+
+def referer_from(page_url: str, page) -> dict:
+    """The Referer a browser sends with a same-site form posted from `page_url`, under the
+    Referrer-Policy that page came with."""
+    policy = page.headers.get("Referrer-Policy", "strict-origin-when-cross-origin")
+    if policy == "no-referrer":
+        return {}
+    if policy in {"origin", "strict-origin"}:
+        return {"Referer": re.match(r"https?://[^/]+", page_url).group(0) + "/"}
+    return {"Referer": page_url}
+
+
+def test_email_sign_in_works_end_to_end_on_an_https_site(app, make_app, caplog):
+    """Over https Flask-WTF also wants a same-site Referer: every page's policy must send one."""
+    site = "https://discux.example.org"
+    https_app = make_app(DISCUX_DEV_LOGIN=False, DISCUX_BASE_URL=site)
+    client = https_app.test_client()
+    login_page = client.get("/login", base_url=site)
+    token = CSRF_IN_PAGE.search(login_page.get_data(as_text=True)).group(1)
+    with caplog.at_level(logging.WARNING):
+        asked = client.post("/login/email", base_url=site,
+                            headers=referer_from(f"{site}/login", login_page),
+                            data={"email": "ana@example.com", "csrf_token": token})
+        assert asked.status_code == 200
+        assert mail.outbox(https_app).wait_idle()
+    link = re.search(r"(https://\S+/login/email/verify\S+)", caplog.text).group(1)
+    confirm_page = client.get(link)
+    action, fields = confirm_form(confirm_page.get_data(as_text=True))
+    signed_in = client.post(action, base_url=site, headers=referer_from(link, confirm_page),
+                            data=fields)
+    assert signed_in.status_code == 303
+    assert client.get("/settings", base_url=site).status_code == 200

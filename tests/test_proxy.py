@@ -3,6 +3,7 @@ believed, by the app (rate limits, links, request.scheme) and by gunicorn alike.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -55,6 +56,16 @@ def test_without_trusted_proxies_a_forged_forwarded_for_does_not_escape_the_limi
         client.environ_base["HTTP_X_FORWARDED_FOR"] = f"192.0.2.{n}"
         statuses.append(ask_for_link(client, token))
     assert statuses == [200] * 5 + [429]
+
+
+@pytest.mark.usefixtures("app")
+@pytest.mark.parametrize(("hops", "logged"), [(1, "203.0.113.10"), (0, "127.0.0.1")])
+def test_request_log_shows_the_client_behind_a_trusted_proxy(make_app, caplog, hops, logged):
+    app = make_app(DISCUX_TRUSTED_PROXIES=hops)
+    with caplog.at_level(logging.INFO, logger="discux.requests"):
+        visitor(app, "203.0.113.10")
+    [line] = [r.getMessage() for r in caplog.records if r.name == "discux.requests"]
+    assert f"addr={logged}" in line
 
 
 @pytest.fixture

@@ -113,9 +113,10 @@ def _unusable_link(error: DiscuxError):
 
 
 def _private(response):
-    # The page's address holds a live token: keep it out of caches and Referer headers.
+    # The page's address holds a live token: keep it out of caches and Referer headers. The
+    # origin alone still goes with the confirm POST: over https Flask-WTF refuses one without it.
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "strict-origin"
     return response
 
 
