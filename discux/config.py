@@ -98,9 +98,11 @@ def trusted_proxy_hops() -> int:
     return int(value)
 
 
-# Demo mode without DISCUX_BASE_URL answers only to these names (as the Host header says): a page
-# on another site whose name resolves to this machine (DNS rebinding) gets 400, not the app.
-DEMO_HOSTS = ("localhost", "127.0.0.1")
+# The machine's own names are always answered: health checks and `curl http://127.0.0.1:8000/`
+# on the host (links never come from them once DISCUX_BASE_URL is set). Demo mode without
+# DISCUX_BASE_URL answers only to these: a page on another site whose name resolves to this
+# machine (DNS rebinding) gets 400, not the app.
+LOCAL_HOSTS = ("localhost", "127.0.0.1")
 
 
 def finish_config(config: dict) -> None:
@@ -116,7 +118,8 @@ def finish_config(config: dict) -> None:
             "DISCUX_BASE_URL is not set: set it to the address people open, e.g. "
             "https://discux.example.com (only demo mode, DISCUX_DEV_LOGIN=1, runs without it)")
     if config.get("TRUSTED_HOSTS") is None:
-        config["TRUSTED_HOSTS"] = [urlsplit(base_url).hostname] if base_url else list(DEMO_HOSTS)
+        site_host = [urlsplit(base_url).hostname] if base_url else []
+        config["TRUSTED_HOSTS"] = site_host + list(LOCAL_HOSTS)
     secure = bool(base_url and base_url.startswith("https://"))
     # An https site sends its cookies over https only (and says so with HSTS, discux/__init__.py).
     config["SESSION_COOKIE_SECURE"] = bool(config.get("SESSION_COOKIE_SECURE")) or secure

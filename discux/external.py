@@ -14,7 +14,7 @@ from flask import current_app, request, url_for
 
 def site_url() -> str:
     """The site's address without a trailing slash: DISCUX_BASE_URL, or in demo mode without
-    one the request's own (its Host is one of config.DEMO_HOSTS, TRUSTED_HOSTS saw to that)."""
+    one the request's own (its Host is one of config.LOCAL_HOSTS, TRUSTED_HOSTS saw to that)."""
     base_url = current_app.config.get("DISCUX_BASE_URL")
     return (base_url or request.host_url).rstrip("/")
 

@@ -114,3 +114,10 @@ def test_email_sign_in_works_end_to_end_on_an_https_site(app, make_app, caplog):
                             data=fields)
     assert signed_in.status_code == 303
     assert client.get("/settings", base_url=site).status_code == 200
+
+
+def test_the_machine_itself_may_still_ask_for_health(site_app):
+    # systemd's and the upgrade guide's `curl http://127.0.0.1:8000/healthz` (docs/deployment.md)
+    client = site_app.test_client()
+    assert client.get("/healthz", base_url="http://127.0.0.1:8000").status_code == 200
+    assert client.get("/healthz", base_url="http://evil.example:8000").status_code == 400

@@ -140,7 +140,7 @@ def test_gunicorn_writes_each_request_once_as_json_without_the_query_string(tmp_
            if not key.startswith(("DISCUX_", "DATABASE_URL"))}
     env.update({"SECRET_KEY": "test-secret-key-not-for-production", "DATABASE_URL": database_url,
                 "DISCUX_INSTANCE_PATH": str(tmp_path / "instance"), "DISCUX_MAX_SOCKETS": "8",
-                "DISCUX_LOG_FORMAT": "json"})
+                "DISCUX_LOG_FORMAT": "json", "DISCUX_BASE_URL": f"http://127.0.0.1:{port}"})
     stdout, stderr = tmp_path / "stdout.log", tmp_path / "stderr.log"
     with stdout.open("w") as out, stderr.open("w") as err:
         server = subprocess.Popen(
