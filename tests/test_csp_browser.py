@@ -4,9 +4,13 @@ style attributes (agent colours) still shows."""
 
 from __future__ import annotations
 
+import logging
+import re
+
 import pytest
 from playwright.sync_api import expect
 
+from discux.auth import mail
 from tests.support import agent_factories, chat_factories, room_factories
 
 pytestmark = pytest.mark.browser
@@ -68,11 +72,24 @@ def agent_color(locator) -> str:
 
 
 def test_every_page_loads_under_the_policy(app, live_server, new_context, signed_in_page, site,
-                                           make_user):
+                                           make_user, caplog):
     signed_out = Browsing(new_context().new_page(), live_server.url)
     signed_out.visit("/")
-    signed_out.visit("/login")
     signed_out.visit("/no/such/page", expected_status=404)
+    signed_out.visit("/login")
+    # Email sign-in: the check-your-email page (it polls the send), the link's confirm page.
+    email_form = signed_out.page.locator("form[action='/login/email']")
+    with caplog.at_level(logging.WARNING):
+        email_form.get_by_label("Email").fill("cy@example.com")
+        email_form.get_by_role("button", name="Email me a link").click()
+        expect(signed_out.page.locator("#send-status")).to_contain_text("on its way")
+        assert mail.outbox(app).wait_idle()
+    signed_out.assert_clean("/login/email")
+    link = re.search(r"(http://\S+/login/email/verify\S+)", caplog.text).group(1)
+    signed_out.visit(link.replace(live_server.url, ""))
+    signed_out.page.get_by_role("button", name="Sign in as cy@example.com").click()
+    expect(signed_out.page.get_by_role("link", name="Settings").first).to_be_visible()
+    signed_out.assert_clean("signed in by email")
 
     owner = Browsing(signed_in_page(site["owner"]), live_server.url)
     room = f"/rooms/{site['room']}"
