@@ -56,13 +56,13 @@ def test_limits_survive_losing_redis_and_return_to_it(make_app, own_redis, root_
     app = make_app(DISCUX_REDIS_URL=own_redis.url, RATELIMIT_ENABLED=True)
     client = app.test_client()
 
-    assert client.get(LIMITED).status_code == 302  # the bad link is refused, back to sign-in
+    assert client.get(LIMITED).status_code == 410  # the bad link is refused: gone
     assert limit_counts(own_redis) == [1]
 
     own_redis.stop()
     statuses = [client.get(LIMITED).status_code for _ in range(21)]
     # Never a 5xx; the limit still holds, counted afresh in this process's memory.
-    assert statuses == [302] * 20 + [429]
+    assert statuses == [410] * 20 + [429]
     # One clear line says so, no traceback (the autouse fixture fails the test on any).
     fallbacks = [r for r in root_log.records if r.levelno == logging.WARNING
                  and "falling back to in-memory storage" in r.getMessage()]
@@ -71,10 +71,10 @@ def test_limits_survive_losing_redis_and_return_to_it(make_app, own_redis, root_
     own_redis.start()
     deadline = time.monotonic() + 90  # Flask-Limiter re-checks the storage with a backoff
     while not limit_counts(own_redis):
-        assert client.get(LIMITED).status_code in {302, 429}
+        assert client.get(LIMITED).status_code in {410, 429}
         assert time.monotonic() < deadline, "limits never went back to Redis"
         time.sleep(0.2)
     # Counted in Redis again: each request moves the shared counter.
     [before] = limit_counts(own_redis)
-    assert client.get(LIMITED).status_code == 302
+    assert client.get(LIMITED).status_code == 410
     assert limit_counts(own_redis) == [before + 1]
