@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import logging
 import socket
 import ssl
 import threading
@@ -28,6 +29,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+# aiosmtpd logs a handshake the client refused (the point of some tests) with a traceback on
+# "mail.log": that is the test's peer speaking, not the app, so it stays off the root logger
+# whose tracebacks fail a test (tests/conftest.py).
+_AIOSMTPD_LOG = logging.getLogger("mail.log")
+_AIOSMTPD_LOG.propagate = False
+_AIOSMTPD_LOG.addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)
