@@ -74,6 +74,8 @@ def _sqlite_backup(database: Path, target: Path) -> None:
     copy = sqlite3.connect(target)
     try:
         source.backup(copy)
+        # The copy inherits WAL mode; a rollback journal keeps the backup one self-contained file.
+        copy.execute("PRAGMA journal_mode=DELETE")
     except sqlite3.Error as error:
         raise BackupError(f"SQLite could not copy {database}: {error}") from None
     finally:

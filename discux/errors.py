@@ -95,8 +95,7 @@ def database_unavailable(error: Exception):
     """The 503 answer while the database is down, made without asking the database anything."""
     _roll_back_quietly()
     cause = getattr(error, "orig", None) or error
-    log.warning("Database unavailable on %s %s: %s: %s", request.method,
-                request.url_rule.rule if request.url_rule else "(no route)",
+    log.warning("Database unavailable on %s %s: %s: %s", request.method, _route(),
                 type(cause).__name__, cause)
     headers = {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)}
     if wants_json():
@@ -107,6 +106,10 @@ def database_unavailable(error: Exception):
     page = current_app.jinja_env.get_template("errors/unavailable.html").render(
         status=503, title=TITLES[503], message=MESSAGES[503], request=request)
     return page, 503, headers
+
+
+def _route() -> str:
+    return request.url_rule.rule if request.url_rule else "(no route)"
 
 
 def _roll_back_quietly() -> None:
@@ -145,5 +148,6 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         _roll_back_quietly()
-        app.logger.exception("Unhandled error on %s %s", request.method, request.path)
+        # The URL rule, not the path: a path can carry an invitation or sign-in token.
+        app.logger.exception("Unhandled error on %s %s", request.method, _route())
         return error_response(500)

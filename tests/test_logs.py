@@ -204,3 +204,20 @@ def test_a_socket_is_one_request_line_written_when_it_closes(app, live_server, m
     assert line["user"] == ana.id and line["method"] == "GET"
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("discux"))
     assert token not in ours and room_id not in ours
+
+
+@pytest.mark.allows_traceback
+def test_a_crash_is_logged_with_its_route_not_the_token_in_its_path(make_app, caplog):
+    app = make_app()
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.get("/crash/<token>")
+    def crash(token):
+        raise RuntimeError("kaboom")
+
+    caplog.set_level(logging.INFO)
+    assert app.test_client().get("/crash/secret-invite-token").status_code == 500
+    assert "Unhandled error on GET /crash/<token>" in caplog.text
+    assert "secret-invite-token" not in caplog.text
+    [line] = records_of(caplog, "discux.requests")
+    assert fields_of(line)["status"] == 500 and line.levelname == "WARNING"
