@@ -32,8 +32,14 @@ timeout = 30
 # Sockets never end by themselves: on SIGTERM they are closed with 1012 at once (see below) so
 # clients reconnect to a live worker and replay what they missed; then the worker stops.
 graceful_timeout = 10
-# Behind nginx on the same host: trust its X-Forwarded-* headers.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1"
+# gunicorn believes X-Forwarded-Proto only from the addresses listed here. It follows
+# DISCUX_TRUSTED_PROXIES (the hops the app believes, through ProxyFix in create_app): with 0,
+# nobody's, so a client cannot claim https; with a proxy, the one on this host. An explicit
+# FORWARDED_ALLOW_IPS (a proxy elsewhere) wins. A bad hop count trusts nobody here; the app
+# then refuses to start, naming it.
+_trusted_hops = os.environ.get("DISCUX_TRUSTED_PROXIES") or "0"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or (
+    "127.0.0.1,::1" if _trusted_hops.isdigit() and int(_trusted_hops) > 0 else "")
 
 
 def post_worker_init(worker):

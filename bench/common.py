@@ -188,6 +188,7 @@ def gunicorn(app: str, port: int, *, threads: int, env_extra: dict | None = None
              log: str | None = None) -> subprocess.Popen:
     """One gunicorn gthread worker serving `app` (module:attr) on 127.0.0.1:port."""
     env = dict(os.environ)
+    env["DISCUX_BASE_URL"] = f"http://127.0.0.1:{port}"  # required outside demo mode
     env.update(env_extra or {})
     args = [PYTHON, "-m", "gunicorn", "-k", "gthread", "-w", "1", "--threads", str(threads),
             "--worker-connections", str(worker_connections or max(threads * 2, 1000)),
@@ -275,6 +276,8 @@ def app_config(url: str, **overrides) -> dict:
     config = {
         "SQLALCHEMY_DATABASE_URI": url,
         "DISCUX_DEV_LOGIN": False,
+        "DISCUX_BASE_URL": "http://127.0.0.1",  # required outside demo mode; benches serve there
+        "TRUSTED_HOSTS": ["127.0.0.1", "localhost"],  # ...and the test client calls itself localhost
         "RATELIMIT_ENABLED": False,
         "SERVER_NAME": None,
     }

@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
 
 from dotenv import load_dotenv
-from flask import Flask, request
+from flask import Flask, current_app, request
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
+from werkzeug.exceptions import SecurityError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from discux.config import ConfigError, load_config
+from discux import logs
+from discux.config import ConfigError, finish_config, load_config
 from discux.extensions import csrf, db, limiter, migrate, sock
 
 __all__ = ["ConfigError", "create_app"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# Everything from the app's own origin, nothing inline: scripts and styles are files under
+# static/ (colours set from data-* attributes through CSSOM, static/app.js), images are ours or
+# data: URIs (no remote avatars are shown), forms post here only, no page may frame ours.
+# connect-src 'self' covers the room WebSocket on the same host (ws:/wss:, CSP Level 3).
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: https:; connect-src 'self'; frame-ancestors 'none'; "
-    "base-uri 'self'; form-action 'self' https: http:"
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "object-src 'none'; base-uri 'none'"
 )
+# Nothing goes to other sites; pages whose URL carries a secret (sign-in and invitation links)
+# send only the origin even to us, which Flask-WTF's https Referer check still accepts.
+REFERRER_POLICY = "same-origin"
+SECRET_URL_REFERRER_POLICY = "strict-origin"
+HSTS = "max-age=31536000"
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -37,7 +50,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(load_config(Path(app.instance_path)))
     if config:
         app.config.update(config)
+    finish_config(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    logs.init_app(app)
+    _trust_proxies(app)
     _configure_database(app)
 
     from discux import models  # noqa: F401  (registers every table on db.metadata)
@@ -45,19 +61,23 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
+    _configure_rate_limits(app)
     limiter.init_app(app)
     sock.init_app(app)
 
     from discux.auth.providers import register_providers
     from discux.auth.sessions import init_sessions
+    from discux.text_input import init_text_input
 
     init_sessions(app)
     register_providers(app)
     _register_blueprints(app)
+    init_text_input(app)
 
     from discux.errors import register_error_handlers
 
     register_error_handlers(app)
+    app.register_error_handler(SecurityError, _untrusted_host)
     from discux.cli import register_cli
 
     register_cli(app)
@@ -67,6 +87,54 @@ def create_app(config: dict | None = None) -> Flask:
     with app.app_context():
         _tune_connections(db.engine)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind N trusted proxies, the client is what the Nth hop from the end says it is.
+
+    Applied once, around everything: rate limits (get_remote_address), logs, request.scheme,
+    Host and Secure cookies then all see the client, not the proxy every visitor comes through.
+    With 0 hops X-Forwarded-* are ignored, so a client cannot pick its own address.
+    """
+    hops = app.config.get("DISCUX_TRUSTED_PROXIES") or 0
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
+class _ToDiscuxLog(logging.Handler):
+    """Hands Flask-Limiter's records to the "discux.ratelimit" logger. Flask-Limiter puts a
+    NullHandler on its own logger, which keeps Python's last-resort handler from printing its
+    warnings when nothing else is configured: the storage fallback would go unseen."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger("discux.ratelimit").handle(record)
+
+
+_LIMITER_LOG_HANDLER = _ToDiscuxLog()
+
+
+def _configure_rate_limits(app: Flask) -> None:
+    """Limits count in Redis when there is one, so every worker shares them.
+
+    While Redis is unreachable they count in this process's memory instead of failing every
+    limited request (Flask-Limiter logs one warning when it falls back), and go back to Redis
+    once it answers again (Flask-Limiter checks with a backoff of up to about half a minute).
+    """
+    redis_url = app.config.get("DISCUX_REDIS_URL")
+    app.config.setdefault("RATELIMIT_STORAGE_URI", redis_url or "memory://")
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", bool(redis_url))
+    limiter_log = logging.getLogger("flask-limiter")
+    if _LIMITER_LOG_HANDLER not in limiter_log.handlers:
+        limiter_log.addHandler(_LIMITER_LOG_HANDLER)
+        limiter_log.propagate = False  # its records reach the root through discux.ratelimit
+    app.logger  # noqa: B018  (Flask gives "discux" a stderr handler unless logging is set up)
+
+
+def _untrusted_host(_error):
+    """A Host (or trusted X-Forwarded-Host) not in TRUSTED_HOSTS: plain 400, no page. The app
+    has no URL adapter for such a request, so the usual error page could not build its links."""
+    return ("This server does not answer to that host name. Use the site's own address.\n", 400,
+            {"Content-Type": "text/plain; charset=utf-8"})
 
 
 def _configure_database(app: Flask) -> None:
@@ -172,6 +240,7 @@ def _register_blueprints(app: Flask) -> None:
     from discux.auth.routes import bp as auth_bp
     from discux.discussion.routes import bp as discussion_bp
     from discux.export.routes import bp as export_bp
+    from discux.health import bp as health_bp
     from discux.invitations.routes import bp as invitations_bp
     from discux.main.routes import bp as main_bp
     from discux.messages.routes import bp as messages_bp
@@ -191,6 +260,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(export_bp)
     app.register_blueprint(discussion_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(health_bp)
 
 
 def _register_template_helpers(app: Flask) -> None:
@@ -208,8 +278,13 @@ def _register_template_helpers(app: Flask) -> None:
 def _security_headers(response):
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    carries_secret = "token" in request.args or "token" in (request.view_args or {})
+    response.headers.setdefault(
+        "Referrer-Policy", SECRET_URL_REFERRER_POLICY if carries_secret else REFERRER_POLICY)
     response.headers.setdefault("X-Frame-Options", "DENY")
+    if (current_app.config.get("DISCUX_BASE_URL") or "").startswith("https://"):
+        # Browsers then refuse plain http to this host for a year, even a typed http:// link.
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     response.vary.add("HX-Request")
     if request.path.startswith("/static/"):
         response.headers.setdefault("Cache-Control", "public, max-age=3600")

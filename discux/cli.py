@@ -1,19 +1,22 @@
-"""`flask users …` and `flask invitations …` commands."""
+"""`flask users …` and `flask discux backup|restore` commands."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 import sqlalchemy as sa
 from flask import Flask
 from flask.cli import AppGroup
 
-from discux import plans
+from discux import backups, plans
 from discux.auth.accounts import user_by_email
 from discux.errors import DiscuxError
 from discux.extensions import db
 from discux.models import PLANS, User
 
 users_cli = AppGroup("users", help="Manage user accounts.")
+discux_cli = AppGroup("discux", help="Operate this Discux install: backups and restores.")
 
 
 @users_cli.command("set-plan")
@@ -47,5 +50,36 @@ def list_command() -> None:
         )
 
 
+@discux_cli.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def backup_command(path: Path) -> None:
+    """Copy the whole database into the file PATH, consistently, while the server runs."""
+    try:
+        size = backups.backup(db.engine.url, path)
+    except backups.BackupError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Backed up {backups.describe(db.engine.url)} to {path} ({size:,} bytes).")
+
+
+@discux_cli.command("restore")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def restore_command(path: Path, yes: bool) -> None:
+    """Replace everything in the database with the backup in PATH (stop the server first)."""
+    where = backups.describe(db.engine.url)
+    if not yes:
+        click.confirm(f"Replace everything in {where} with {path}? Stop the server first.",
+                      abort=True)
+    db.session.remove()
+    db.engine.dispose()  # no connection of this process may hold the old database open
+    try:
+        backups.restore(db.engine.url, path)
+    except backups.BackupError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Restored {path} into {where}. Run `flask db upgrade` if the backup is older "
+               "than this version, then start the server.")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
+    app.cli.add_command(discux_cli)

@@ -36,6 +36,14 @@ def _positive_float(name: str, default: float) -> float:
     return number
 
 
+def _choice(name: str, choices: tuple[str, ...], default: str, *, upper: bool = False) -> str:
+    value = (os.environ.get(name) or default).strip()
+    value = value.upper() if upper else value.lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)} (got {os.environ[name]!r})")
+    return value
+
+
 def _pair(prefix: str) -> tuple[str | None, str | None]:
     """OAuth client id/secret: both or neither, so a half-configured provider fails loudly."""
     client_id = os.environ.get(f"{prefix}_CLIENT_ID") or None
@@ -78,6 +86,43 @@ def _secret_key(instance_path: Path, dev_login: bool) -> str:
     return key_file.read_text().strip()
 
 
+def trusted_proxy_hops() -> int:
+    """DISCUX_TRUSTED_PROXIES: how many proxies in front of the app add X-Forwarded-* headers.
+
+    Read by create_app (werkzeug's ProxyFix) and gunicorn.conf.py (forwarded_allow_ips), so
+    both believe the same headers: with 0, none at all, whoever sends them."""
+    value = os.environ.get("DISCUX_TRUSTED_PROXIES") or "0"
+    if not value.isdigit() or not 0 <= int(value) <= 10:
+        raise ConfigError(
+            f"DISCUX_TRUSTED_PROXIES must be a whole number from 0 to 10 (got {value!r})")
+    return int(value)
+
+
+# Demo mode without DISCUX_BASE_URL answers only to these names (as the Host header says): a page
+# on another site whose name resolves to this machine (DNS rebinding) gets 400, not the app.
+DEMO_HOSTS = ("localhost", "127.0.0.1")
+
+
+def finish_config(config: dict) -> None:
+    """Settings that follow from others, once create_app has merged any overrides.
+
+    Every absolute link the app sends comes from DISCUX_BASE_URL (discux/external.py), and
+    requests naming another host get 400 before any view runs (Flask's TRUSTED_HOSTS), so a
+    client cannot make a sign-in or invitation link point at its own host.
+    """
+    base_url = config.get("DISCUX_BASE_URL")
+    if not base_url and not config.get("DISCUX_DEV_LOGIN"):
+        raise ConfigError(
+            "DISCUX_BASE_URL is not set: set it to the address people open, e.g. "
+            "https://discux.example.com (only demo mode, DISCUX_DEV_LOGIN=1, runs without it)")
+    if config.get("TRUSTED_HOSTS") is None:
+        config["TRUSTED_HOSTS"] = [urlsplit(base_url).hostname] if base_url else list(DEMO_HOSTS)
+    secure = bool(base_url and base_url.startswith("https://"))
+    # An https site sends its cookies over https only (and says so with HSTS, discux/__init__.py).
+    config["SESSION_COOKIE_SECURE"] = bool(config.get("SESSION_COOKIE_SECURE")) or secure
+    config.setdefault("DISCUX_COOKIE_SECURE", secure)
+
+
 def load_config(instance_path: Path) -> dict:
     """Build the Flask config from the environment, raising ConfigError on a bad setting."""
     dev_login = _flag("DISCUX_DEV_LOGIN")
@@ -91,15 +136,23 @@ def load_config(instance_path: Path) -> dict:
     if oidc[0] and not oidc_issuer:
         raise ConfigError("DISCUX_OIDC_ISSUER is not set but DISCUX_OIDC_CLIENT_ID is")
     smtp_url = os.environ.get("DISCUX_SMTP_URL") or None
-    if smtp_url and urlsplit(smtp_url).scheme not in {"smtp", "smtps", "smtp+starttls"}:
-        raise ConfigError("DISCUX_SMTP_URL must look like smtp://user:pass@host:587")
+    smtp_parts = urlsplit(smtp_url or "")
+    if smtp_url and (smtp_parts.scheme not in {"smtp", "smtps", "smtp+starttls", "smtp+insecure"}
+                     or not smtp_parts.hostname):
+        raise ConfigError("DISCUX_SMTP_URL must look like smtp://user:pass@host:587 (STARTTLS), "
+                          "smtps://user:pass@host:465 or smtp+insecure://host:25")
+    if smtp_parts.scheme == "smtp+insecure" and (smtp_parts.username or smtp_parts.password):
+        raise ConfigError("DISCUX_SMTP_URL: smtp+insecure:// sends in clear, so it takes no user "
+                          "or password; use smtp:// (STARTTLS) or smtps://")
+    smtp_ca_file = os.environ.get("DISCUX_SMTP_CA_FILE") or None
+    if smtp_ca_file and not Path(smtp_ca_file).is_file():
+        raise ConfigError(f"DISCUX_SMTP_CA_FILE is not a readable file (got {smtp_ca_file!r})")
     llm_base_url = os.environ.get("DISCUX_LLM_BASE_URL") or None
     if llm_base_url and urlsplit(llm_base_url).scheme not in {"http", "https"}:
         raise ConfigError(f"DISCUX_LLM_BASE_URL must be an http(s) URL (got {llm_base_url!r})")
     redis_url = os.environ.get("DISCUX_REDIS_URL") or None
     if redis_url and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError(f"DISCUX_REDIS_URL must start with redis:// (got {redis_url!r})")
-    secure = bool(base_url and base_url.startswith("https://"))
     llm_provider = os.environ.get("DISCUX_LLM_PROVIDER") or None
     if llm_provider and llm_provider not in {"openai", "ollama", "demo"}:
         raise ConfigError(
@@ -111,12 +164,16 @@ def load_config(instance_path: Path) -> dict:
     max_sockets = os.environ.get("DISCUX_MAX_SOCKETS") or "1000"
     if not max_sockets.isdigit() or int(max_sockets) < 1:
         raise ConfigError(f"DISCUX_MAX_SOCKETS must be a whole number above 0 (got {max_sockets!r})")
+    log_level = _choice("DISCUX_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO",
+                        upper=True)
+    log_format = _choice("DISCUX_LOG_FORMAT", ("text", "json"), "text")
     return {
         "SECRET_KEY": _secret_key(instance_path, dev_login),
         "SQLALCHEMY_DATABASE_URI": _database_url(instance_path),
         "DISCUX_BASE_URL": base_url,
         "DISCUX_DEV_LOGIN": dev_login,
         "DISCUX_REDIS_URL": redis_url,
+        "DISCUX_TRUSTED_PROXIES": trusted_proxy_hops(),
         "DISCUX_GITHUB_CLIENT_ID": github[0],
         "DISCUX_GITHUB_CLIENT_SECRET": github[1],
         "DISCUX_GOOGLE_CLIENT_ID": google[0],
@@ -126,6 +183,7 @@ def load_config(instance_path: Path) -> dict:
         "DISCUX_OIDC_CLIENT_ID": oidc[0],
         "DISCUX_OIDC_CLIENT_SECRET": oidc[1],
         "DISCUX_SMTP_URL": smtp_url,
+        "DISCUX_SMTP_CA_FILE": smtp_ca_file,
         "DISCUX_MAIL_FROM": os.environ.get("DISCUX_MAIL_FROM") or "discux@localhost",
         "DISCUX_LLM_BASE_URL": llm_base_url,
         "DISCUX_LLM_API_KEY": os.environ.get("DISCUX_LLM_API_KEY") or None,
@@ -143,15 +201,15 @@ def load_config(instance_path: Path) -> dict:
         "DISCUX_GITHUB_API_BASE": "https://api.github.com/",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": secure,
-        "DISCUX_COOKIE_SECURE": secure,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "WTF_CSRF_TIME_LIMIT": None,
-        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_recycle": 3600},
         # Sockets per worker process; beyond it new sockets are closed at once with 1013.
         "DISCUX_MAX_SOCKETS": int(max_sockets),
         # flask-sock leaves ping and the client frame size limit off unless asked (NOTES.md).
         "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 4096},
+        # discux/logs.py: what reaches stdout, and as text or JSON lines.
+        "DISCUX_LOG_LEVEL": log_level,
+        "DISCUX_LOG_FORMAT": log_format,
     }

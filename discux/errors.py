@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+import logging
+
+from flask import Flask, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from discux.extensions import db
+
+log = logging.getLogger(__name__)
+
+# The database is down, restarting or overloaded (not a bug in a query): try again later.
+DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 
 
 class DiscuxError(Exception):
@@ -41,6 +50,7 @@ TITLES = {
     413: "Too large",
     429: "Too many requests",
     500: "Something went wrong",
+    503: "Temporarily unavailable",
 }
 MESSAGES = {
     400: "The request could not be understood.",
@@ -50,6 +60,8 @@ MESSAGES = {
     413: "That was more than this server accepts in one request (1 MB).",
     429: "You're going a little fast. Wait a moment and try again.",
     500: "The server hit an error. Nothing you sent was half-saved; try again.",
+    503: "Discux cannot reach its database right now. Nothing you sent was half-saved; "
+         "try again in a minute.",
 }
 
 
@@ -71,9 +83,37 @@ def error_response(status: int, message: str | None = None, code: str | None = N
         if field:
             error["field"] = field
         return jsonify({"error": error}), status
-    return render_template(
-        "errors/error.html", status=status, title=TITLES.get(status, "Error"), message=message
-    ), status
+    try:
+        return render_template(
+            "errors/error.html", status=status, title=TITLES.get(status, "Error"), message=message
+        ), status
+    except DATABASE_UNAVAILABLE as error:  # the page asks who is signed in, and the database is down
+        return database_unavailable(error)
+
+
+def database_unavailable(error: Exception):
+    """The 503 answer while the database is down, made without asking the database anything."""
+    _roll_back_quietly()
+    cause = getattr(error, "orig", None) or error
+    log.warning("Database unavailable on %s %s: %s: %s", request.method,
+                request.url_rule.rule if request.url_rule else "(no route)",
+                type(cause).__name__, cause)
+    headers = {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)}
+    if wants_json():
+        body = {"error": {"code": "database_unavailable", "message": MESSAGES[503]}}
+        return jsonify(body), 503, headers
+    # Straight from Jinja: render_template would run Flask-Login's context processor, which
+    # loads the signed-in user from the database.
+    page = current_app.jinja_env.get_template("errors/unavailable.html").render(
+        status=503, title=TITLES[503], message=MESSAGES[503], request=request)
+    return page, 503, headers
+
+
+def _roll_back_quietly() -> None:
+    try:
+        db.session.rollback()
+    except sa_exc.SQLAlchemyError as error:  # the connection died with the server
+        log.debug("Rollback after a database error failed too: %s", error)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -96,8 +136,14 @@ def register_error_handlers(app: Flask) -> None:
     def domain_error(error: DiscuxError):
         return error_response(error.status, error.message, error.code, error.field)
 
+    @app.errorhandler(sa_exc.OperationalError)
+    @app.errorhandler(sa_exc.InterfaceError)
+    @app.errorhandler(sa_exc.TimeoutError)
+    def database_down(error: Exception):
+        return database_unavailable(error)
+
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
-        db.session.rollback()
+        _roll_back_quietly()
         app.logger.exception("Unhandled error on %s %s", request.method, request.path)
         return error_response(500)

@@ -24,6 +24,7 @@ def start_app(tmp_path, **env) -> subprocess.CompletedProcess:
     [
         ({}, "SECRET_KEY"),
         ({"SECRET_KEY": "short"}, "SECRET_KEY"),
+        ({"SECRET_KEY": "k" * 32}, "DISCUX_BASE_URL"),  # required outside demo mode
         ({"SECRET_KEY": "k" * 32, "DATABASE_URL": "postgres://x/y"}, "DATABASE_URL"),
         ({"SECRET_KEY": "k" * 32, "DISCUX_LLM_TIMEOUT": "soon"}, "DISCUX_LLM_TIMEOUT"),
         ({"SECRET_KEY": "k" * 32, "DISCUX_LLM_TIMEOUT": "-3"}, "DISCUX_LLM_TIMEOUT"),
@@ -36,6 +37,8 @@ def start_app(tmp_path, **env) -> subprocess.CompletedProcess:
         ({"SECRET_KEY": "k" * 32, "DISCUX_LLM_PROVIDER": "gpt"}, "DISCUX_LLM_PROVIDER"),
         ({"SECRET_KEY": "k" * 32, "DISCUX_AGENT_WORKERS": "0"}, "DISCUX_AGENT_WORKERS"),
         ({"SECRET_KEY": "k" * 32, "DISCUX_MAX_SOCKETS": "lots"}, "DISCUX_MAX_SOCKETS"),
+        ({"SECRET_KEY": "k" * 32, "DISCUX_TRUSTED_PROXIES": "yes"}, "DISCUX_TRUSTED_PROXIES"),
+        ({"SECRET_KEY": "k" * 32, "DISCUX_TRUSTED_PROXIES": "11"}, "DISCUX_TRUSTED_PROXIES"),
     ],
 )
 def test_bad_setting_stops_startup_with_one_line_naming_it(tmp_path, env, named):

@@ -8,9 +8,12 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from discux.auth.sessions import COOKIE_NAME
 from discux.extensions import db
 from discux.ids import utcnow
 from discux.models import Room, RoomInvitation, RoomParticipant
+from tests.conftest import CSRF_IN_PAGE
+from tests.support import factories
 from tests.support import room_factories as rf
 
 LINK = re.compile(r'id="invite-link" type="text" readonly value="([^"]+)"')
@@ -75,15 +78,20 @@ def test_htmx_invite_answers_with_the_invitations_section_only(client, csrf_toke
     assert LINK.search(html)
 
 
-def test_link_uses_the_configured_base_url(make_app, csrf_token, login, make_user):
-    app = make_app(DISCUX_BASE_URL="https://discux.example.org")
+def test_link_uses_the_configured_base_url(make_app, make_user):
+    site = "https://discux.example.org"
+    app = make_app(DISCUX_BASE_URL=site)
     client = app.test_client()
     owner = make_user()
     with app.app_context():
         room_id = rf.create_room(owner).id
-    login(owner, test_client=client)
-    response = client.post(f"/rooms/{room_id}/invitations",
-                           data={"expiry": "7d", "csrf_token": csrf_token(client)})
+        raw_token = factories.create_session_token(owner.id)
+    client.set_cookie(COOKIE_NAME, raw_token, domain="discux.example.org")
+    page = client.get("/settings", base_url=site).get_data(as_text=True)
+    token = CSRF_IN_PAGE.search(page).group(1)
+    response = client.post(f"/rooms/{room_id}/invitations", base_url=site,
+                           headers={"Referer": f"{site}/rooms/{room_id}"},  # https: checked
+                           data={"expiry": "7d", "csrf_token": token})
     assert LINK.search(response.get_data(as_text=True)).group(1).startswith(
         "https://discux.example.org/invite/")
 

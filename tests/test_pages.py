@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from discux.auth.sessions import COOKIE_NAME
+
 
 def test_pages_have_real_titles(client, make_user, login):
     assert "<title>Sign in · Discux</title>" in client.get("/login").get_data(as_text=True)
@@ -59,15 +61,53 @@ def test_server_error_page_rolls_back_and_explains(make_app):
     assert "Something went wrong" in page and "kaboom" not in page
 
 
+def csp_directives(response) -> dict[str, str]:
+    policy = response.headers["Content-Security-Policy"]
+    return {part.split()[0]: " ".join(part.split()[1:])
+            for part in policy.split(";") if part.strip()}
+
+
 @pytest.mark.parametrize("path", ["/", "/login", "/no/such/page"])
 def test_security_headers(client, path):
     response = client.get(path)
-    csp = response.headers["Content-Security-Policy"]
-    assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(
-        ";")[0]
+    directives = csp_directives(response)
+    # The app's own origin only: nothing inline, no remote images, forms post here only.
+    assert directives["script-src"] == "'self'"
+    assert directives["style-src"] == "'self'"
+    assert directives["img-src"] == "'self' data:"
+    assert directives["connect-src"] == "'self'"
+    assert directives["form-action"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert directives["object-src"] == "'none'"
+    assert directives["base-uri"] == "'none'"
+    assert "unsafe" not in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert "Strict-Transport-Security" not in response.headers  # plain http in demo mode
     assert "HX-Request" in response.headers["Vary"]
+
+
+def test_pages_with_a_secret_in_the_url_never_send_it_as_referrer(client):
+    for path in ("/invite/not-a-real-token", "/login/email/verify?email=a@b.co&token=secret"):
+        response = client.get(path)
+        assert response.headers["Referrer-Policy"] == "strict-origin"
+
+
+@pytest.mark.usefixtures("app")  # empties the tables afterwards
+def test_https_site_sends_hsts_and_secure_cookies(make_app):
+    site = "https://discux.example.org"
+    app = make_app(DISCUX_BASE_URL=site)
+    client = app.test_client()
+    page = client.get("/login", base_url=site)
+    assert page.headers["Strict-Transport-Security"].startswith("max-age=")
+    token = re.search(r'"X-CSRFToken": "([^"]+)"', page.get_data(as_text=True)).group(1)
+    signed_in = client.post("/login/demo", base_url=site, headers={"Referer": f"{site}/login"},
+                            data={"email": "ana@example.com", "csrf_token": token})
+    assert signed_in.status_code == 303
+    cookies = page.headers.getlist("Set-Cookie") + signed_in.headers.getlist("Set-Cookie")
+    assert {c.split("=")[0] for c in cookies} >= {"session", COOKIE_NAME}
+    assert all("; Secure" in cookie for cookie in cookies)
 
 
 def test_pages_carry_no_inline_script(client, make_user, login):

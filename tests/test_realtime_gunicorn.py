@@ -46,6 +46,7 @@ def gunicorn_world(tmp_path, redis_server):
         "SECRET_KEY": "test-secret-key-not-for-production",
         "DATABASE_URL": database_url,
         "DISCUX_REDIS_URL": redis_server.url,
+        "DISCUX_BASE_URL": f"http://127.0.0.1:{port}",
         "DISCUX_INSTANCE_PATH": str(tmp_path / "instance"),
         "DISCUX_MAX_SOCKETS": "50",
         "DISCUX_TEST_PROBE_DIR": str(probes),

@@ -192,6 +192,7 @@ def test_full_text_index_finds_new_messages(ctx):
 
 def _flask(args: list[str], database_url: str, instance: Path) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "SECRET_KEY": "x" * 32, "DATABASE_URL": database_url,
+           "DISCUX_BASE_URL": "http://localhost",  # required outside demo mode
            "DISCUX_INSTANCE_PATH": str(instance)}
     return subprocess.run(
         [sys.executable, "-m", "flask", "--app", "app", *args],

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
 from urllib.parse import urlsplit
 
+import click
 from authlib.integrations.base_client.errors import OAuthError
 from flask import (
     Blueprint,
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -20,14 +23,14 @@ from flask_login import current_user, login_required
 from joserfc.errors import JoseError
 
 from discux.auth import links, mail, providers
-from discux.auth.accounts import user_for_email, user_for_oauth_identity
+from discux.auth.accounts import normalize_email, user_for_email, user_for_oauth_identity
 from discux.auth.forms import DemoSignInForm, EmailLinkForm
 from discux.auth.sessions import end_session, start_session
 from discux.errors import DiscuxError
-from discux.extensions import limiter
+from discux.extensions import db, limiter
 from discux.external import external_url
 
-bp = Blueprint("auth", __name__)
+bp = Blueprint("auth", __name__, cli_group="auth")
 
 
 def safe_next(target: str | None) -> str:
@@ -80,33 +83,69 @@ def email_login():
     form = EmailLinkForm()
     if not form.validate_on_submit():
         return _render_login(email_form=form, status=422)
-    raw_token = links.issue_sign_in_token(form.email.data)
+    email = normalize_email(form.email.data)
+    raw_token = links.issue_sign_in_token(email)
     link = external_url(
-        "auth.email_verify", token=raw_token, email=form.email.data.strip().lower(),
-        next=safe_next(form.next.data),
+        "auth.email_verify", token=raw_token, email=email, next=safe_next(form.next.data),
     )
-    try:
-        mail.send_sign_in_link(form.email.data, link)
-    except OSError:
-        current_app.logger.exception("Could not send the sign-in email")
-        form.email.errors.append("We could not send the email right now. Try again shortly.")
-        return _render_login(email_form=form, status=503)
-    return render_template("auth/check_email.html", email=form.email.data)
+    ticket = mail.outbox().send_sign_in_link(
+        email, link, on_failure=partial(links.withdraw_sign_in_token, email, raw_token)
+    )
+    return render_template("auth/check_email.html", email=email, ticket=ticket,
+                           state=mail.SENDING)
+
+
+@bp.get("/login/email/sent")
+@limiter.limit("120/minute")
+def email_sent_status():
+    """Whether the email of a ticket went out: the "check your email" page polls this."""
+    ticket = request.args.get("ticket", "")
+    state = mail.outbox().status(ticket) or "unknown"
+    if request.headers.get("HX-Request"):
+        return render_template("auth/_send_status.html", ticket=ticket, state=state)
+    return render_template("auth/check_email.html", email=None, ticket=ticket, state=state)
+
+
+def _unusable_link(error: DiscuxError):
+    response = make_response(
+        render_template("auth/confirm_sign_in.html", message=error.message), error.status)
+    return _private(response)
+
+
+def _private(response):
+    # The page's address holds a live token: keep it out of caches and Referer headers.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 @bp.get("/login/email/verify")
 @limiter.limit("20/minute")
 def email_verify():
+    """Opening the link spends nothing (mail scanners open links too): it asks to confirm."""
+    email, token = request.args.get("email", ""), request.args.get("token", "")
+    try:
+        links.check_sign_in_token(email, token)
+    except DiscuxError as error:
+        return _unusable_link(error)
+    return _private(make_response(render_template(
+        "auth/confirm_sign_in.html", email=normalize_email(email), token=token,
+        next_url=safe_next(request.args.get("next")),
+    )))
+
+
+@bp.post("/login/email/verify")
+@limiter.limit("20/minute")
+def email_verify_confirm():
     try:
         email = links.consume_sign_in_token(
-            request.args.get("email", ""), request.args.get("token", "")
+            request.form.get("email", ""), request.form.get("token", "")
         )
     except DiscuxError as error:
-        flash(error.message, "error")
-        return redirect(url_for("auth.login"))
+        return _unusable_link(error)
     user = user_for_email(email, verified=True)
     start_session(user)
-    return redirect(safe_next(request.args.get("next")), 303)
+    return redirect(safe_next(request.form.get("next")), 303)
 
 
 @bp.get("/login/<provider>")
@@ -139,7 +178,7 @@ def oauth_callback(provider: str):
     try:
         token = client.authorize_access_token()
         identity = providers.identity_from_token(provider, token)
-        user = user_for_oauth_identity(identity)
+        user = user_for_oauth_identity(identity, label)
     except (OAuthError, JoseError) as error:
         reason = getattr(error, "error", None) or type(error).__name__
         current_app.logger.warning("OAuth sign-in with %s failed: %s", provider, reason)
@@ -158,3 +197,11 @@ def logout():
     end_session()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"), 303)
+
+
+@bp.cli.command("purge-tokens")
+def purge_tokens_command() -> None:
+    """Delete email sign-in links whose 24 hours have passed."""
+    count = links.purge_expired_tokens()
+    db.session.commit()
+    click.echo(f"Deleted {count} expired sign-in link{'s' if count != 1 else ''}.")

@@ -24,12 +24,13 @@ import sqlalchemy as sa
 from flask import Flask, current_app, render_template
 
 from discux.agents.styles import style_for
-from discux.discussion.context import TurnAgent, build_prompt, read_turn
+from discux.discussion.context import TurnAgent, build_prompt, estimate_tokens, read_turn
 from discux.discussion.summaries import SummaryClock, maybe_auto_summarize, summarize_room
 from discux.extensions import db
 from discux.ids import new_id, utcnow
 from discux.llm.base import Delta, LLMError, mean_probability
 from discux.llm.registry import get_provider
+from discux.logs import log_model_call
 from discux.messages.mentions import resolve_mentions
 from discux.messages.service import (
     post_system_message,
@@ -442,6 +443,12 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
     elapsed = time.monotonic() - started
 
     content = "".join(text).strip()
+    log_model_call(
+        room_id=room_id, agent_id=agent.id, model=agent.model or provider.default_model,
+        prompt_tokens=prompt.receipt.get("token_estimate"),
+        reply_tokens=len(logprobs) or (estimate_tokens(content) if content else 0),
+        seconds=elapsed, outcome="failed" if failure else
+        "stopped" if generation.cancel.is_set() else "complete")
     if failure and not content:
         db.session.delete(reply)
         db.session.commit()

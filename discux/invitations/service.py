@@ -32,7 +32,7 @@ class InvitationUnavailable(DiscuxError):
     """The link cannot be used by this person; `state` says why (the page explains it)."""
 
     STATUS = {"unknown": 404, USED: 410, EXPIRED: 410, REVOKED: 410, "wrong_email": 403,
-              "archived": 409}
+              "unverified_email": 403, "archived": 409}
     MESSAGES = {
         "unknown": "This invitation link is not valid. Check that you copied all of it, or ask "
                    "for a new one.",
@@ -42,6 +42,9 @@ class InvitationUnavailable(DiscuxError):
         REVOKED: "This invitation link was revoked by the room's owner or an admin.",
         "wrong_email": "This invitation is for another email address than the one you are "
                        "signed in with.",
+        "unverified_email": "This invitation is for your email address, but you have not "
+                            "proven yet that you own it: sign in with an email link to that "
+                            "address, then open the invitation again.",
         "archived": "This room is archived, so nobody can join it right now.",
     }
 
@@ -126,6 +129,9 @@ def check_invitation(user: User, invitation: RoomInvitation | None, room: Room |
         raise InvitationUnavailable(state, invitation)
     if invitation.email and invitation.email != user.email.lower():
         raise InvitationUnavailable("wrong_email", invitation)
+    if invitation.email and user.email_verified is None:
+        # Only a proven address may claim a link bound to it (accounts.py explains the rule).
+        raise InvitationUnavailable("unverified_email", invitation)
     if not room.is_active:
         raise InvitationUnavailable("archived", invitation)
 

@@ -18,6 +18,7 @@ from flask import Blueprint, abort, current_app, g, request
 from flask_login import current_user
 
 from discux.extensions import db, sock
+from discux.external import site_origin
 from discux.messages.history import ID_PATTERN
 from discux.messages.rendering import MessageView
 from discux.models import Message, Room, User
@@ -53,17 +54,16 @@ class SocketRequest:
 
 
 def origin_allowed(origin: str | None) -> bool:
-    """Same host as the request (or DISCUX_BASE_URL). No Origin means no browser, hence no
-    cross-site page riding on the visitor's cookie."""
+    """Only pages of this site: the host the request was made to (TRUSTED_HOSTS keeps that to
+    DISCUX_BASE_URL's host, or localhost in demo mode) or DISCUX_BASE_URL's origin. No Origin
+    means no browser, hence no cross-site page riding on the visitor's cookie."""
     if origin is None:
         return True
     parts = urlsplit(origin)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         return False
-    if parts.netloc.lower() == request.host.lower():
-        return True
-    base_url = current_app.config.get("DISCUX_BASE_URL")
-    return bool(base_url) and origin.rstrip("/").lower() == base_url.rstrip("/").lower()
+    return (parts.netloc.lower() == request.host.lower()
+            or f"{parts.scheme}://{parts.netloc}".lower() == site_origin())
 
 
 @bp.before_request

@@ -8,6 +8,7 @@ from flask import abort, redirect, request, url_for
 from flask_login import current_user
 
 from discux.errors import Forbidden
+from discux.external import site_url
 from discux.models import Room, RoomParticipant, User
 from discux.rooms.permissions import can, refusal, room_and_membership
 
@@ -30,9 +31,10 @@ def sign_in_required(view):
 
 
 def _referring_path() -> str | None:
+    """The path of the page a form was posted from, when it is a page of this site."""
     referrer = request.referrer or ""
-    host = request.host_url
-    return referrer[len(host) - 1:] if referrer.startswith(host) else None
+    site = site_url() + "/"
+    return referrer[len(site) - 1:] if referrer.startswith(site) else None
 
 
 def room_for(user: User | None, room_id: str, action: str = "view") -> tuple[Room, RoomParticipant]:

@@ -14,9 +14,12 @@ from discux.models import Session, User
 _counter = itertools.count(1)
 
 
-def create_user(email: str | None = None, name: str | None = None, plan: str = "free") -> User:
+def create_user(email: str | None = None, name: str | None = None, plan: str = "free",
+                verified: bool = True) -> User:
+    """A user who proved their address (an email link) unless `verified=False`."""
     number = next(_counter)
-    user = user_for_email(email or f"user{number}@example.com", name or f"User {number}")
+    user = user_for_email(email or f"user{number}@example.com", name or f"User {number}",
+                          verified=verified)
     if plan != "free":
         plans.set_plan(user, plan)
         db.session.commit()
