@@ -72,6 +72,10 @@ def test_a_demoted_admin_s_open_socket_loses_the_delete_controls_at_once(app, li
     set_role(url, owner, room_id, world.admin.id, "member")
     rights = wait_for_event(admin_client, lambda e: e["type"] == "rights.changed")
     assert rights["data"] == {"may_delete_own": True, "may_delete_any": False}
+    # The page's Delete buttons on other people's messages go (htmx deletes what the selector
+    # matches); those on their own stay.
+    assert 'hx-swap-oob="delete:#messages .message:not(.message-own) .message-delete"' in (
+        wait_for_text(admin_page, "hx-swap-oob=\"delete:"))
     assert member.post(room_id, "second note from Ana").status_code == 200
     assert DELETE_CONTROL not in wait_for_text(admin_page, "second note from Ana")
     adam = Member(url, world.admin.token)
@@ -133,3 +137,35 @@ def test_role_changes_and_removal_reach_sockets_on_another_worker(app, make_app,
         for instance in (first, second):
             if "discux.realtime" in instance.extensions:
                 instance.extensions["discux.realtime"].close()
+
+
+@pytest.mark.browser
+def test_in_the_browser_a_demoted_admin_s_delete_buttons_go_without_a_reload(app, live_server,
+                                                                           world, new_context):
+    from playwright.sync_api import expect
+
+    from discux.auth.sessions import COOKIE_NAME
+
+    url, room_id = live_server.url, world.room_id
+    member = Member(url, world.member.token)
+    assert member.post(room_id, "a note from Ana").status_code == 200
+    context = new_context()
+    context.add_cookies([{"name": COOKIE_NAME, "value": world.admin.token, "url": url}])
+    page = context.new_page()
+    page.goto(f"{url}/rooms/{room_id}")
+    expect(page.locator(f'.presence[data-user-id="{world.admin.id}"]').first).to_have_attribute(
+        "data-presence", "online")
+    adam = Member(url, world.admin.token)
+    assert adam.post(room_id, "a note from Adam").status_code == 200
+    anas = page.locator("#messages .message", has_text="a note from Ana")
+    adams = page.locator("#messages .message", has_text="a note from Adam")
+    expect(anas.locator(".message-delete")).to_have_count(1)
+    expect(adams.locator(".message-delete")).to_have_count(1)
+
+    set_role(url, Member(url, world.owner.token), room_id, world.admin.id, "member")
+    expect(anas.locator(".message-delete")).to_have_count(0)
+    expect(adams.locator(".message-delete")).to_have_count(1)  # their own stays
+    assert member.post(room_id, "a later note from Ana").status_code == 200
+    later = page.locator("#messages .message", has_text="a later note from Ana")
+    expect(later).to_have_count(1)
+    expect(later.locator(".message-delete")).to_have_count(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -229,10 +230,11 @@ def test_migrations_upgrade_downgrade_upgrade(tmp_path, database_url):
             admin.dispose()
 
 
-def test_migration_0005_renames_duplicate_agent_names_before_making_them_unique(tmp_path,
+def test_migration_0005_renames_duplicate_agent_names_and_counts_this_month(tmp_path,
                                                                                 database_url):
     """Agents of one owner named "Nova", "nova" and "NOVA " from before 0005: the oldest keeps
-    its name, the others get " (2)" and " (3)" in creation order; another owner's "Nova" stays."""
+    its name, the others get " (2)" and " (3)" in creation order; another owner's "Nova" stays.
+    And each user's messages of this month fill their usage counter."""
     if IS_MYSQL:
         scratch = database_url.rsplit("/", 1)[0] + "/discux_migration_names"
         admin = sa.create_engine(database_url)
@@ -259,9 +261,26 @@ def test_migration_0005_renames_duplicate_agent_names_before_making_them_unique(
                     "(:id, :name, 'A helpful agent.', :owner, :at)"),
                     {"id": agent_id, "name": name, "owner": owner,
                      "at": f"2026-11-01 10:00:0{second}"})
+            # This month's usage is counted from the messages still there; last month's is not.
+            connection.execute(sa.text(
+                "INSERT INTO rooms (id, name, created_by) VALUES ('r1', 'Room', 'u1')"))
+            this_month = datetime.now(UTC).replace(day=1, hour=12, tzinfo=None)
+            for n, (sender, kind, at) in enumerate((
+                    ("u1", "user", this_month), ("u1", "user", this_month),
+                    ("u1", "agent", this_month), ("u2", "user", this_month),
+                    ("u2", "user", this_month - timedelta(days=3)))):
+                connection.execute(sa.text(
+                    "INSERT INTO messages (id, room_id, content, type, sender_id, timestamp) "
+                    "VALUES (:id, 'r1', 'hello', :type, :sender, :at)"),
+                    {"id": f"m{n}", "type": kind, "sender": sender,
+                     "at": at.strftime("%Y-%m-%d %H:%M:%S")})
         result = _flask(["db", "upgrade"], scratch, tmp_path)
         assert result.returncode == 0, result.stderr[-2000:]
         with engine.connect() as connection:
+            counted = connection.execute(sa.text(
+                "SELECT user_id, month, messages_sent FROM usage_counters ORDER BY user_id")).all()
+            assert [tuple(r) for r in counted] == [
+                ("u1", this_month.strftime("%Y-%m"), 2), ("u2", this_month.strftime("%Y-%m"), 1)]
             rows = connection.execute(sa.text(
                 "SELECT id, name, name_key FROM agents ORDER BY id")).all()
         assert [tuple(r) for r in rows] == [

@@ -89,6 +89,17 @@ def message_html(env: Environment, view: MessageView, own: bool, can_delete: boo
     )
 
 
+def rights_html(may_delete_own: bool, may_delete_any: bool) -> str | None:
+    """For an HTML socket whose delete rights shrank: remove the Delete buttons already on the
+    page that it may no longer use (messages pushed from now on come without them). Gained
+    rights show on messages from now on, and on every message after a reload."""
+    if may_delete_any:
+        return None
+    others = "#messages .message:not(.message-own) .message-delete"
+    selector = others if may_delete_own else "#messages .message-delete"
+    return f'<div hx-swap-oob="delete:{selector}"></div>'
+
+
 def append_messages(parts: list[str]) -> str:
     """Messages appended at the end of the list, in order."""
     return '<div hx-swap-oob="beforeend:#messages">' + "".join(parts) + "</div>"

@@ -327,13 +327,16 @@ class Hub:
         if channel is None:
             return
         rights = {name: bool(data.get(name)) for name in RIGHTS}
-        notice = OutboundFrame(frames.json_event("rights.changed", room_id, rights))
+        notices = {"json": OutboundFrame(frames.json_event("rights.changed", room_id, rights))}
+        html = frames.rights_html(**rights)
+        if html is not None:
+            notices["html"] = OutboundFrame(html)
         with channel.lock:  # between two deliveries: an event is rendered with old or new rights
             for conn in self.connections(room_id, data.get("user_id")):
                 for name, value in rights.items():
                     setattr(conn, name, value)
-                if conn.fmt == "json":
-                    conn.offer(notice)
+                if conn.fmt in notices:
+                    conn.offer(notices[conn.fmt])
 
     def close_all(self, code: int = 1012, reason: str = "The server is restarting.") -> None:
         """Close every socket of this process politely; 1012 makes clients reconnect and replay."""
