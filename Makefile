@@ -37,8 +37,10 @@ test: $(DEV_STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
+## make test-mariadb: the whole suite on MariaDB: the one on 127.0.0.1:3306 (database `test`)
+## when it answers, else a throwaway server of its own (.ci/with-mariadb; needs mariadb-server).
 test-mariadb: $(DEV_STAMP) browser
-	DISCUX_TEST_DATABASE_URL="mysql+pymysql://root@127.0.0.1:3306/test" $(BIN)/pytest
+	.ci/with-mariadb $(BIN)/pytest
 
 ## make test-container: build the image with podman (base made from Debian packages, no
 ## registry), run it on SQLite, check migrate, /login, data kept over restarts (.ci/test-container).
