@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: run test test-mariadb lint bench browser clean
+.PHONY: run test test-mariadb test-container lint bench browser clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,8 +37,15 @@ test: $(DEV_STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
+## make test-mariadb: the whole suite on MariaDB: the one on 127.0.0.1:3306 (database `test`)
+## when it answers, else a throwaway server of its own (.ci/with-mariadb; needs mariadb-server).
 test-mariadb: $(DEV_STAMP) browser
-	DISCUX_TEST_DATABASE_URL="mysql+pymysql://root@127.0.0.1:3306/test" $(BIN)/pytest
+	.ci/with-mariadb $(BIN)/pytest
+
+## make test-container: build the image with podman (base made from Debian packages, no
+## registry), run it on SQLite, check migrate, /login, data kept over restarts (.ci/test-container).
+test-container:
+	.ci/test-container
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

@@ -21,6 +21,11 @@ for _name in list(os.environ):
 os.environ.pop("DATABASE_URL", None)
 os.environ["SECRET_KEY"] = "test-secret-key-not-for-production"
 os.environ["DISCUX_INSTANCE_PATH"] = tempfile.mkdtemp(prefix="discux-instance-")
+# No app under test probes the machine's Ollama port (11434): the registry's "local Ollama"
+# fallback looks at a port held closed, so the demo responder answers whatever runs here.
+from tests.support.closed_port import CLOSED_URL  # noqa: E402
+
+os.environ["DISCUX_OLLAMA_URL"] = CLOSED_URL
 
 from werkzeug.serving import make_server  # noqa: E402
 

@@ -15,6 +15,7 @@ from discux.extensions import db
 from discux.models import Agent, Message, RoomBrief, RoomSettings, User
 from tests.conftest import LiveServer, empty_tables
 from tests.support import chat_factories, factories, ws_client
+from tests.support.closed_port import CLOSED_URL
 from tests.support.fake_llm import FakeLLM, FakeReply
 
 
@@ -322,7 +323,7 @@ def test_cut_off_stream_keeps_what_arrived_and_says_so(llm_app, fake):
 
 
 def test_refused_connection_is_reported(make_app):
-    app = make_app(DISCUX_LLM_BASE_URL="http://127.0.0.1:9/v1", DISCUX_LLM_TIMEOUT=1.0)
+    app = make_app(DISCUX_LLM_BASE_URL=f"{CLOSED_URL}/v1", DISCUX_LLM_TIMEOUT=1.0)
     room = Room(app)
     room.post("@Nova hello?")
     room.wait(timeout=30)
@@ -598,7 +599,7 @@ def test_context_receipt_shows_what_the_agent_was_sent(llm_app, fake):
 
 
 def test_demo_responder_answers_when_nothing_is_configured(make_app):
-    app = make_app(DISCUX_OLLAMA_URL="http://127.0.0.1:9")
+    app = make_app()  # its Ollama URL names a port held closed (tests/conftest.py)
     room = Room(app)
     room.post("@Nova hello there")
     room.wait(timeout=20)

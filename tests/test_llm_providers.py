@@ -218,9 +218,11 @@ def test_provider_is_chosen_once_per_app(fake, make_app):
 # ---- the registry's fallbacks and the demo responder ----
 
 def test_with_nothing_configured_the_demo_responder_answers(make_app):
-    # Nothing listens on Ollama's port here, so the registry falls through to the demo.
-    assert ollama_models() is None
-    provider = get_provider(make_app())
+    # The tests' Ollama URL names a port held closed (tests/conftest.py): a machine without
+    # Ollama, whether or not one runs on 11434 here. The registry falls through to the demo.
+    app = make_app()
+    assert ollama_models(app.config["DISCUX_OLLAMA_URL"]) is None
+    provider = get_provider(app)
     assert provider.is_demo and provider.label == "Demo responder (offline)"
 
 
