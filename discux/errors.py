@@ -145,6 +145,16 @@ def register_error_handlers(app: Flask) -> None:
     def database_down(error: Exception):
         return database_unavailable(error)
 
+    @app.errorhandler(BrokenPipeError)
+    @app.errorhandler(ConnectionResetError)
+    @app.errorhandler(ConnectionAbortedError)
+    def client_went_away(error: OSError):
+        # The visitor closed the connection (a tab shut mid-handshake): nobody is left to answer,
+        # and nothing on the server went wrong.
+        _roll_back_quietly()
+        log.info("The client left during %s %s: %s", request.method, _route(), error)
+        return "", 400
+
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         _roll_back_quietly()

@@ -130,7 +130,7 @@ def test_agent_replies_show_emoji_colour_name_confidence_and_time(app, world):
         chat_factories.create_message(world.room_id, agent, "Looks risky.",
                                       agent_confidence=0.87, processing_time=2.44)
     html = chat_html(app, world, world.member)
-    assert 'style="--agent-color: #EF4444"' in html
+    assert 'data-agent-color="#EF4444"' in html  # static/app.js sets --agent-color from it
     assert '<span class="agent-emoji" aria-hidden="true">🎯</span>' in html
     assert '<strong class="sender-name">Critic</strong>' in html
     assert "confidence 87% · 2.4 s" in html

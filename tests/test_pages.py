@@ -46,6 +46,19 @@ def test_oversized_request_body_is_refused(client, csrf_token):
     assert "1 MB" in response.get_data(as_text=True)
 
 
+def test_a_visitor_who_hangs_up_mid_request_is_one_quiet_log_line(make_app, caplog):
+    app = make_app()
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.get("/hang-up")
+    def hang_up():
+        raise BrokenPipeError(32, "Broken pipe")  # what writing to a closed socket raises
+
+    assert app.test_client().get("/hang-up").status_code == 400
+    [line] = [r for r in caplog.records if "client left" in r.getMessage()]
+    assert line.exc_info is None  # no traceback: nothing on the server went wrong
+
+
 @pytest.mark.allows_traceback
 def test_server_error_page_rolls_back_and_explains(make_app):
     app = make_app()
