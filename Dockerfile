@@ -49,7 +49,7 @@ EXPOSE 8000
 # The port from DISCUX_BIND, the Host from DISCUX_BASE_URL (requests for other hosts get 400).
 # compose.yaml repeats this check: podman's default OCI image format drops HEALTHCHECK.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD ["python3", "-c", \
-    "import os, urllib.parse as p, urllib.request as r; port = os.environ.get('DISCUX_BIND', ':8000').rsplit(':', 1)[1]; host = p.urlsplit(os.environ.get('DISCUX_BASE_URL') or 'http://localhost').netloc; r.urlopen(r.Request(f'http://127.0.0.1:{port}/login', headers={'Host': host}), timeout=4)"]
+    "import os, urllib.parse as p, urllib.request as r; port = os.environ.get('DISCUX_BIND', ':8000').rsplit(':', 1)[1]; host = p.urlsplit(os.environ.get('DISCUX_BASE_URL') or 'http://localhost').netloc; r.urlopen(r.Request(f'http://127.0.0.1:{port}/readyz', headers={'Host': host}), timeout=4)"]
 # Migrate, then hand PID 1 to gunicorn (its SIGTERM closes sockets with 1012, see gunicorn.conf.py).
 # Any other command runs instead, e.g. `flask users list`.
 CMD ["sh", "-c", "flask db upgrade && exec gunicorn -c gunicorn.conf.py"]
