@@ -114,9 +114,11 @@ def test_verified_email_links_to_the_existing_user(oauth_app, make_user):
     assert accounts(oauth_app)[0].user_id == existing.id
 
 
-def test_unverified_email_never_takes_over_an_account(oauth_app, provider, make_user):
+# Some providers send the claim as a string: "false" must not read as verified.
+@pytest.mark.parametrize("unverified", [False, "false"])
+def test_unverified_email_never_takes_over_an_account(oauth_app, provider, make_user, unverified):
     make_user(email="ada@example.com")
-    provider.next_user = {**provider.next_user, "email_verified": False}
+    provider.next_user = {**provider.next_user, "email_verified": unverified}
     client = oauth_app.test_client()
     response = run_flow(client, "oidc")
     assert response.status_code == 302

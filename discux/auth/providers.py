@@ -94,7 +94,8 @@ def identity_from_token(provider: str, token: dict) -> OAuthIdentity:
         provider=provider,
         account_id=str(claims["sub"]),
         email=claims.get("email"),
-        email_verified=bool(claims.get("email_verified")),
+        # Some providers send the claim as the string "true"/"false"; bool("false") is True.
+        email_verified=claims.get("email_verified") in (True, "true"),
         name=claims.get("name") or claims.get("preferred_username"),
         avatar_url=claims.get("picture"),
         token_type=token.get("token_type"),
