@@ -123,6 +123,11 @@ def _configure_rate_limits(app: Flask) -> None:
     redis_url = app.config.get("DISCUX_REDIS_URL")
     app.config.setdefault("RATELIMIT_STORAGE_URI", redis_url or "memory://")
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", bool(redis_url))
+    if redis_url:
+        # A Redis host that vanished (not one that refuses) would otherwise hold a request for the
+        # system's connect timeout, minutes, before the fallback takes over.
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS",
+                              {"socket_connect_timeout": 1, "socket_timeout": 1})
     limiter_log = logging.getLogger("flask-limiter")
     if _LIMITER_LOG_HANDLER not in limiter_log.handlers:
         limiter_log.addHandler(_LIMITER_LOG_HANDLER)
