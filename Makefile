@@ -37,8 +37,8 @@ test: $(DEV_STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
-## make test-mariadb: the whole suite on MariaDB: the one on 127.0.0.1:3306 (database `test`)
-## when it answers, else a throwaway server of its own (.ci/with-mariadb; needs mariadb-server).
+## make test-mariadb: the whole suite on a throwaway MariaDB of its own on a free port
+## (.ci/with-mariadb; installs mariadb-server when missing), or on DISCUX_TEST_DATABASE_URL if set.
 test-mariadb: $(DEV_STAMP) browser
 	.ci/with-mariadb $(BIN)/pytest
 
