@@ -324,8 +324,7 @@ class _Copy:
             if existing is None:
                 existing = copied_emails.get(email)
                 if existing is not None:
-                    counts.notes["joined another Discux3 user with the same email in "
-                                 "another case"] += 1
+                    counts.notes["joined another Discux3 user with the same email"] += 1
             else:
                 counts.notes["joined the Discux user who already had that email"] += 1
             if existing is not None:
@@ -387,7 +386,7 @@ class _Copy:
     def agents_(self) -> None:
         counts = self.report.table("agents")
         rows = []
-        taken = set(db.session.execute(sa.select(Agent.created_by, Agent.name_key)).tuples())
+        taken = set(db.session.execute(sa.select(Agent.created_by, Agent.name_key)))
         for row in self._rows("agents", "created_at, id"):
             if not self._new("agents", row):
                 continue
@@ -454,7 +453,7 @@ class _Copy:
     def participants(self) -> None:
         counts = self.report.table("room_participants")
         members = set(db.session.execute(
-            sa.select(RoomParticipant.room_id, RoomParticipant.user_id)).tuples())
+            sa.select(RoomParticipant.room_id, RoomParticipant.user_id)))
         rows = []
         for row in self._rows("room_participants", "joined_at, id"):
             if not self._new("room_participants", row):
@@ -481,7 +480,7 @@ class _Copy:
 
     def room_agents(self) -> None:
         counts = self.report.table("room_agents")
-        creators = dict(db.session.execute(sa.select(Room.id, Room.created_by)).tuples())
+        creators = dict(db.session.execute(sa.select(Room.id, Room.created_by)).all())
         rows = []
         for row in self._rows("room_agents", "added_at, id"):
             if not self._new("room_agents", row):
