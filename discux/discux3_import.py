@@ -86,10 +86,10 @@ SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 # Discux3 tables left behind on purpose, and why (shown in the report).
 NOT_COPIED = {
-    "sessions": "not copied: people sign in again",
-    "verification_tokens": "not copied: Discux3 sign-in links do not work here",
-    "discussions": "not copied: Discux keeps no discussion state between replies",
-    "vector_mappings": "not copied: Discux searches the messages themselves",
+    "sessions": "people sign in again",
+    "verification_tokens": "Discux3 email sign-in links do not work here",
+    "discussions": "Discux keeps no discussion state between replies",
+    "vector_mappings": "Discux searches the messages themselves",
 }
 # Discux3's TRUTH_TELLER (blunt, no flattery) is closest to Discux's direct style.
 STYLE_FROM_DISCUX3 = {style.upper(): style for style in STYLES} | {"TRUTH_TELLER": "direct"}
@@ -136,12 +136,12 @@ class ImportReport:
         lines = [f"Discux3 import from {self.source}. {done}"]
         for name, counts in self.tables.items():
             skipped = sum(counts.skipped.values())
-            lines.append(f"  {name:<18} copied {counts.copied}, already there {counts.already}, "
+            lines.append(f"  {name:<20} copied {counts.copied}, already there {counts.already}, "
                          f"skipped {skipped}")
-            lines += [f"      skipped {n}: {why}" for why, n in sorted(counts.skipped.items())]
-            lines += [f"      {n} {why}" for why, n in sorted(counts.notes.items())]
+            lines += [f"      skipped, {why}: {n}" for why, n in sorted(counts.skipped.items())]
+            lines += [f"      {why}: {n}" for why, n in sorted(counts.notes.items())]
         for name, (count, why) in self.not_copied.items():
-            lines.append(f"  {name:<18} {count} {why}")
+            lines.append(f"  {name:<20} not copied ({count}): {why}")
         return "\n".join(lines)
 
 
@@ -152,7 +152,7 @@ def import_discux3(source_url: str, *, dry_run: bool = False) -> ImportReport:
     or is not a Discux3 database, or a destination not migrated to this version.
     """
     engine = source_engine(source_url)
-    report = ImportReport(engine.url.render_as_string(hide_password=True), dry_run)
+    report = ImportReport(_shown(engine.url), dry_run)
     if not sa.inspect(db.engine).has_table(ImportedRow.__tablename__):
         raise ImportFailed("This Discux database is not up to date: run `flask db upgrade` "
                            "first, then import.")
@@ -199,10 +199,15 @@ def source_engine(source_url: str) -> sa.Engine:
         engine.connect().close()
     except sa.exc.DBAPIError as error:
         engine.dispose()
-        where = url.render_as_string(hide_password=True)
-        raise ImportFailed(f"Cannot reach the Discux3 database at {where}: "
+        raise ImportFailed(f"Cannot reach the Discux3 database at {_shown(url)}: "
                            f"{_reason(error)}") from None
     return engine
+
+
+def _shown(url: sa.engine.URL) -> str:
+    """The URL for messages: no password, no driver or options the user did not write."""
+    where = f"{url.host}:{url.port or 3306}/{url.database}"
+    return f"mysql://{url.username}@{where}" if url.username else f"mysql://{where}"
 
 
 def _reason(error: sa.exc.DBAPIError) -> str:
@@ -259,6 +264,9 @@ class _Copy:
             .scalars()
         }
         self.new_mappings: list[dict] = []
+        for table in SOURCE_COLUMNS:  # the report lists them in this order
+            if table != "room_settings":
+                report.table(table)
         self.agents: dict[str, dict] = {}  # target agent id → its name, emoji, color
         self.display_names: dict[str, str] = {}  # target user id → name shown on messages
 
@@ -324,9 +332,9 @@ class _Copy:
             if existing is None:
                 existing = copied_emails.get(email)
                 if existing is not None:
-                    counts.notes["joined another Discux3 user with the same email"] += 1
+                    counts.notes["joined to another Discux3 user with the same email"] += 1
             else:
-                counts.notes["joined the Discux user who already had that email"] += 1
+                counts.notes["joined to the Discux user who already had that email"] += 1
             if existing is not None:
                 self._remember("users", row["id"], existing)
                 continue
@@ -371,7 +379,7 @@ class _Copy:
                 if linked_user != user_id:
                     counts.skipped["that sign-in is already linked to another Discux user"] += 1
                     continue
-                counts.notes["were already linked in Discux"] += 1
+                counts.notes["already linked in Discux"] += 1
                 self._remember("accounts", row["id"], linked_account)
                 continue
             account = {"id": new_id(), "user_id": user_id, "type": row["type"],
@@ -400,11 +408,11 @@ class _Copy:
                 number += 1
                 name = f"{base[:AGENT_NAME_MAX - 6]} ({number})"
             if number > 1:
-                counts.notes["renamed: their owner already had an agent of that name"] += 1
+                counts.notes["renamed, as their owner already had an agent of that name"] += 1
             taken.add((owner, agent_name_key(name)))
             style = STYLE_FROM_DISCUX3.get((row["style"] or "").upper())
             if style is None:
-                counts.notes[f"had the unknown style {row['style']!r}, now {DEFAULT_STYLE}"] += 1
+                counts.notes[f"of the unknown style {row['style']!r}, now {DEFAULT_STYLE}"] += 1
                 style = DEFAULT_STYLE
             agent = {
                 "id": new_id(), "name": name, "name_key": agent_name_key(name),
@@ -444,7 +452,7 @@ class _Copy:
                 "auto_summarize": bool(chosen["auto_summarize"]),
             } if chosen else {}))
             if chosen is None:
-                counts.notes["had no settings and got Discux's defaults"] += 1
+                counts.notes["without settings, given Discux's defaults"] += 1
             self._remember("rooms", row["id"], room["id"])
             counts.copied += 1
         self._insert(Room, rooms)
@@ -468,7 +476,7 @@ class _Copy:
                 continue
             role = (row["role"] or "").lower()
             if role not in ROLES:
-                counts.notes[f"had the unknown role {row['role']!r}, now member"] += 1
+                counts.notes[f"of the unknown role {row['role']!r}, now member"] += 1
                 role = "member"
             participant = {"id": new_id(), "room_id": room_id, "user_id": user_id,
                            "role": role, "joined_at": row["joined_at"]}
@@ -546,7 +554,7 @@ class _Copy:
         if kind == "user":
             sender_id = self.target("users", row["sender_id"])
             if sender_id is None:
-                counts.notes["were sent by someone no longer in Discux3 (kept, unnamed)"] += 1
+                counts.notes["sent by someone no longer in Discux3 (kept, unnamed)"] += 1
                 sender_id = row["sender_id"]
             sender = {"sender_name": self.display_names.get(sender_id)}
         elif kind == "agent":
@@ -554,9 +562,9 @@ class _Copy:
             sender_id = self.target("agents", row["sender_id"])
             agent = self.agents.get(sender_id, {})
             if line is not None:
-                counts.notes["agent replies lost their [AGENT:…] first line"] += 1
+                counts.notes["agent replies whose [AGENT:…] first line was taken off"] += 1
             if sender_id is None:
-                counts.notes["agent replies of an agent no longer in Discux3 (kept)"] += 1
+                counts.notes["agent replies of an agent no longer in Discux3 (kept, with its name)"] += 1
                 sender_id = row["sender_id"]
             line = line or {}
             sender = {"sender_name": line.get("name") or agent.get("name"),
