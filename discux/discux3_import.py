@@ -559,7 +559,8 @@ class _Copy:
             sender = {"sender_name": self.display_names.get(sender_id)}
         elif kind == "agent":
             content, line = strip_agent_line(content)
-            sender_id = self.target("agents", row["sender_id"])
+            sender_id = (self.target("agents", row["sender_id"])
+                         or self.target("agents", (line or {}).get("id")))
             agent = self.agents.get(sender_id, {})
             if line is not None:
                 counts.notes["agent replies whose [AGENT:…] first line was taken off"] += 1
