@@ -84,6 +84,11 @@ SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
     "room_invitations": ("id", "room_id", "invited_by", "invite_token", "email", "expires_at",
                          "used_at", "created_at"),
 }
+# Prisma maps NextAuth's models to `users`, `accounts`…; installs that kept the adapter's
+# default names have `User`, `Account`… (the same columns).
+TABLE_SPELLINGS = {"users": ("users", "User"), "accounts": ("accounts", "Account"),
+                   "sessions": ("sessions", "Session"),
+                   "verification_tokens": ("verification_tokens", "VerificationToken")}
 # Discux3 tables left behind on purpose, and why (shown in the report).
 NOT_COPIED = {
     "sessions": "people sign in again",
@@ -158,8 +163,7 @@ def import_discux3(source_url: str, *, dry_run: bool = False) -> ImportReport:
                            "first, then import.")
     try:
         with engine.connect() as source:
-            check_schema(source)
-            _Copy(source, report).run()
+            _Copy(source, check_schema(source), report).run()
         if dry_run:
             db.session.rollback()
         else:
@@ -215,24 +219,43 @@ def _reason(error: sa.exc.DBAPIError) -> str:
     return str(args[1] if len(args) > 1 else error.orig)
 
 
-def check_schema(source: sa.Connection) -> None:
-    """Raise ImportFailed unless every table and column read is there."""
+def check_schema(source: sa.Connection) -> dict[str, str]:
+    """Each Discux3 table's name in the source; ImportFailed unless every table and column read
+    is there."""
     inspector = sa.inspect(source)
     tables = set(inspector.get_table_names())
-    missing_tables = [name for name in SOURCE_COLUMNS if name not in tables]
+    if "alembic_version" in tables:
+        raise ImportFailed("This is a Discux database, not a Discux3 one: move it with "
+                           "`flask discux backup` and `flask discux restore` instead.")
+    names = {name: next((spelling for spelling in TABLE_SPELLINGS.get(name, (name,))
+                         if spelling in tables), name)
+             for name in (*SOURCE_COLUMNS, *NOT_COPIED)}
+    missing_tables = [name for name in SOURCE_COLUMNS if names[name] not in tables]
     if missing_tables:
         raise ImportFailed(
             f"This is not a Discux3 database: it has no {', '.join(missing_tables)} "
             f"table{'s' if len(missing_tables) > 1 else ''}.")
     for name, wanted in SOURCE_COLUMNS.items():
-        columns = {column["name"] for column in inspector.get_columns(name)}
+        columns = {column["name"] for column in inspector.get_columns(names[name])}
         missing = [column for column in wanted if column not in columns]
         if missing:
-            raise ImportFailed(f"This is not a Discux3 database: its {name} table has no "
-                               f"{', '.join(missing)} column.")
+            raise ImportFailed(f"This is not a Discux3 database: its {names[name]} table has "
+                               f"no {', '.join(missing)} column.")
+    return {name: spelling for name, spelling in names.items() if spelling in tables}
 
 
-def _epoch_ms(moment: datetime | None) -> int:
+def _moment(value: datetime | int | None) -> datetime | None:
+    """A source time as naive UTC: DATETIME(3) as it is, epoch milliseconds (the BIGINT
+    columns of older Discux3 tables) converted, 0 as unknown."""
+    if isinstance(value, datetime) or value is None:
+        return value
+    if not value:
+        return None
+    return datetime.fromtimestamp(int(value) / 1000, UTC).replace(tzinfo=None)
+
+
+def _epoch_ms(value: datetime | int | None) -> int:
+    moment = _moment(value)
     return int(moment.replace(tzinfo=UTC).timestamp() * 1000) if moment else 0
 
 
@@ -255,8 +278,10 @@ def strip_agent_line(content: str) -> tuple[str, dict[str, str] | None]:
 class _Copy:
     """One run: reads the source table by table and writes the destination in dependency order."""
 
-    def __init__(self, source: sa.Connection, report: ImportReport) -> None:
+    def __init__(self, source: sa.Connection, tables: dict[str, str],
+                 report: ImportReport) -> None:
         self.source = source
+        self.tables = tables
         self.report = report
         self.known: dict[tuple[str, str], str] = {
             (row.source_table, row.source_id): row.target_id
@@ -281,8 +306,8 @@ class _Copy:
         self.invitations()
         self._flush_mappings()
         for name, why in NOT_COPIED.items():
-            if sa.inspect(self.source).has_table(name):
-                count = self.source.scalar(sa.text(f"SELECT COUNT(*) FROM `{name}`"))
+            if name in self.tables:
+                count = self.source.scalar(sa.text(f"SELECT COUNT(*) FROM `{self.tables[name]}`"))
                 self.report.not_copied[name] = (count, why)
 
     # ---- bookkeeping ----
@@ -290,7 +315,8 @@ class _Copy:
     def _rows(self, table: str, order_by: str = "id") -> list[sa.RowMapping]:
         columns = ", ".join(f"`{column}`" for column in SOURCE_COLUMNS[table])
         return list(self.source.execute(
-            sa.text(f"SELECT {columns} FROM `{table}` ORDER BY {order_by}")).mappings())
+            sa.text(f"SELECT {columns} FROM `{self.tables[table]}` ORDER BY {order_by}"))
+            .mappings())
 
     def target(self, table: str, source_id: str | None) -> str | None:
         return self.known.get((table, source_id)) if source_id is not None else None
@@ -341,12 +367,12 @@ class _Copy:
             plan = (row["subscription"] or "").lower()
             user = {
                 "id": new_id(), "name": (row["name"] or "").strip()[:255] or None,
-                "email": email, "email_verified": row["emailVerified"],
+                "email": email, "email_verified": _moment(row["emailVerified"]),
                 "image": row["image"], "avatar_url": row["avatar_url"],
                 "subscription": plan if plan in PLANS else "free",
                 "max_agents": row["max_agents"], "max_rooms": row["max_rooms"],
                 "max_messages_per_month": row["max_messages_per_month"],
-                "last_active": row["last_active"] or utcnow(),
+                "last_active": _moment(row["last_active"]) or utcnow(),
                 "created_at": _epoch_ms(row["created_at"]),
                 "updated_at": _epoch_ms(row["updated_at"] or row["created_at"]),
             }

@@ -296,6 +296,33 @@ def test_an_existing_user_with_the_same_email_gets_the_imported_rooms(app, runne
             existing
 
 
+def test_nextauth_default_table_names_and_epoch_millisecond_times_are_read_too(
+        app, runner, launch_team):
+    source = launch_team["source"]
+    source.execute("RENAME TABLE users TO User, accounts TO Account, sessions TO Session")
+    source.execute("ALTER TABLE User DROP COLUMN created_at, ADD COLUMN created_at BIGINT "
+                   "NOT NULL DEFAULT 0")
+    created_ms = int(at("2024-11-05 08:09:10.123").replace(tzinfo=UTC).timestamp() * 1000)
+    source.execute("UPDATE User SET created_at = %s WHERE id = %s", created_ms,
+                   launch_team["ana"])
+    result = run_import(runner, launch_team["url"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"sessions\s+not copied \(1\)", result.output)
+    with app.app_context():
+        ana = db.session.get(User, imported(app, "users", launch_team["ana"]))
+        assert ana.created_at == created_ms
+        assert db.session.scalar(sa.select(Account.user_id).where(Account.provider == "github")) \
+            == ana.id
+
+
+def test_a_discux_database_is_not_taken_for_a_discux3_one(app, runner, discux3):
+    discux3.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+    result = run_import(runner, discux3.url)
+    assert result.exit_code == 1
+    assert "This is a Discux database, not a Discux3 one" in result.output
+    assert all(count == 0 for count in row_counts(app).values())
+
+
 def test_a_database_that_is_not_discux3_is_refused(app, runner, mysql_for_sources, tmp_path):
     url = scratch_database_url(mysql_for_sources, tmp_path, "not_discux3")
     try:
