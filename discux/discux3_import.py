@@ -292,13 +292,14 @@ class _Copy:
         for table in SOURCE_COLUMNS:  # the report lists them in this order
             if table != "room_settings":
                 report.table(table)
-        self.agents: dict[str, dict] = {}  # target agent id → its name, emoji, color
+        self.gone = self._deleted_since()
+        self.agent_looks: dict[str, dict] = {}  # target agent id → its name, emoji, color
         self.display_names: dict[str, str] = {}  # target user id → name shown on messages
 
     def run(self) -> None:
         self.users()
         self.accounts()
-        self.agents_()
+        self.agents()
         self.rooms()
         self.participants()
         self.room_agents()
@@ -318,8 +319,22 @@ class _Copy:
             sa.text(f"SELECT {columns} FROM `{self.tables[table]}` ORDER BY {order_by}"))
             .mappings())
 
+    def _deleted_since(self) -> set[tuple[str, str]]:
+        """Source rows imported before whose Discux row has been deleted since."""
+        gone = set()
+        for table, model in (("users", User), ("agents", Agent), ("rooms", Room),
+                             ("messages", Message)):
+            gone.update((table, source_id) for source_id in db.session.scalars(
+                sa.select(ImportedRow.source_id).where(
+                    ImportedRow.origin == ORIGIN, ImportedRow.source_table == table,
+                    ~sa.exists().where(model.id == ImportedRow.target_id))))
+        return gone
+
     def target(self, table: str, source_id: str | None) -> str | None:
-        return self.known.get((table, source_id)) if source_id is not None else None
+        """The Discux id of a source row imported (now or before) and still there."""
+        if source_id is None or (table, source_id) in self.gone:
+            return None
+        return self.known.get((table, source_id))
 
     def _remember(self, table: str, source_id: str, target_id: str) -> None:
         self.known[(table, source_id)] = target_id
@@ -336,7 +351,11 @@ class _Copy:
             db.session.execute(sa.insert(model), rows)
 
     def _new(self, table: str, row: sa.RowMapping) -> bool:
-        """False (counted as already there) when this source row was imported before."""
+        """False when this source row was imported before: counted as already there, or as
+        skipped when it has been deleted in Discux since (it is not brought back)."""
+        if (table, row["id"]) in self.gone:
+            self.report.table(table).skipped["deleted in Discux since it was imported"] += 1
+            return False
         if self.target(table, row["id"]) is not None:
             self.report.table(table).already += 1
             return False
@@ -417,7 +436,7 @@ class _Copy:
             counts.copied += 1
         self._insert(Account, rows)
 
-    def agents_(self) -> None:
+    def agents(self) -> None:
         counts = self.report.table("agents")
         rows = []
         taken = set(db.session.execute(sa.select(Agent.created_by, Agent.name_key)))
@@ -451,7 +470,8 @@ class _Copy:
             self._remember("agents", row["id"], agent["id"])
             counts.copied += 1
         self._insert(Agent, rows)
-        self.agents = {agent.id: {"name": agent.name, "emoji": agent.emoji, "color": agent.color}
+        self.agent_looks = {agent.id: {"name": agent.name, "emoji": agent.emoji,
+                                       "color": agent.color}
                        for agent in db.session.execute(sa.select(Agent.id, Agent.name,
                                                                  Agent.emoji, Agent.color))}
 
@@ -551,7 +571,7 @@ class _Copy:
                     continue
                 room_id = self.target("rooms", row["room_id"])
                 if room_id is None:
-                    counts.skipped["its room was not imported"] += 1
+                    counts.skipped["its room is not in Discux"] += 1
                     continue
                 message = self._message(row, room_id, counts)
                 if message is None:
@@ -587,7 +607,7 @@ class _Copy:
             content, line = strip_agent_line(content)
             sender_id = (self.target("agents", row["sender_id"])
                          or self.target("agents", (line or {}).get("id")))
-            agent = self.agents.get(sender_id, {})
+            agent = self.agent_looks.get(sender_id, {})
             if line is not None:
                 counts.notes["agent replies whose [AGENT:…] first line was taken off"] += 1
             if sender_id is None:
@@ -621,7 +641,7 @@ class _Copy:
                 continue
             room_id = self.target("rooms", row["room_id"])
             if room_id is None:
-                counts.skipped["its room was not imported"] += 1
+                counts.skipped["its room is not in Discux"] += 1
                 continue
             invited_by = self.target("users", row["invited_by"])
             if invited_by is None:

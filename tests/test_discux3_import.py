@@ -271,6 +271,21 @@ def test_running_again_adds_nothing_and_keeps_the_ids(app, runner, launch_team):
         assert newest.content == "Back from lunch"
 
 
+def test_a_room_deleted_in_discux_is_not_brought_back(app, runner, launch_team):
+    assert run_import(runner, launch_team["url"]).exit_code == 0
+    with app.app_context():
+        db.session.delete(db.session.get(Room, imported(app, "rooms", launch_team["room"])))
+        db.session.commit()
+    launch_team["source"].message(launch_team["room"], "USER", launch_team["bo"],
+                                  "Anyone still here?", "2025-02-02 08:00:00.000")
+    again = run_import(runner, launch_team["url"])
+    assert again.exit_code == 0, again.output
+    assert re.search(r"rooms\s+copied 0, already there 0, skipped 1\n"
+                     r"\s+skipped, deleted in Discux since it was imported: 1", again.output)
+    assert re.search(r"messages\s+copied 0, already there 0, skipped 6", again.output)
+    assert row_counts(app)["rooms"] == 0 and row_counts(app)["messages"] == 0
+
+
 def test_the_report_says_what_was_left_behind_and_why(app, runner, launch_team):
     source = launch_team["source"]
     source.user("   ", "Nobody")  # no usable email
