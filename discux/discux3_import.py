@@ -365,7 +365,8 @@ class _Copy:
 
     def users(self) -> None:
         counts = self.report.table("users")
-        rows, copied_emails = [], {}
+        rows, copied = [], set()
+        by_email = dict(db.session.execute(sa.select(User.email, User.id)).all())
         for row in self._rows("users", "created_at, id"):
             if not self._new("users", row):
                 continue
@@ -373,14 +374,11 @@ class _Copy:
             if not email:
                 counts.skipped["no email address, which Discux signs people in by"] += 1
                 continue
-            existing = db.session.scalar(sa.select(User.id).where(User.email == email))
-            if existing is None:
-                existing = copied_emails.get(email)
-                if existing is not None:
-                    counts.notes["joined to another Discux3 user with the same email"] += 1
-            else:
-                counts.notes["joined to the Discux user who already had that email"] += 1
+            existing = by_email.get(email)
             if existing is not None:
+                counts.notes["joined to another Discux3 user with the same email"
+                             if existing in copied else
+                             "joined to the Discux user who already had that email"] += 1
                 self._remember("users", row["id"], existing)
                 continue
             plan = (row["subscription"] or "").lower()
@@ -396,7 +394,8 @@ class _Copy:
                 "updated_at": _epoch_ms(row["updated_at"] or row["created_at"]),
             }
             rows.append(user)
-            copied_emails[email] = user["id"]
+            by_email[email] = user["id"]
+            copied.add(user["id"])
             self._remember("users", row["id"], user["id"])
             counts.copied += 1
         self._insert(User, rows)
