@@ -399,9 +399,9 @@ class _Copy:
             self._remember("users", row["id"], user["id"])
             counts.copied += 1
         self._insert(User, rows)
-        self.display_names = dict(db.session.execute(sa.select(User.id, User.name)).all())
-        for user_id, email in db.session.execute(sa.select(User.id, User.email)):
-            self.display_names[user_id] = self.display_names[user_id] or email.split("@")[0]
+        # User.display_name, without loading every user as an object.
+        self.display_names = {user_id: name or email.split("@")[0] for user_id, name, email in
+                              db.session.execute(sa.select(User.id, User.name, User.email))}
 
     def accounts(self) -> None:
         counts = self.report.table("accounts")
@@ -560,7 +560,8 @@ class _Copy:
         last_id: str | None = None
         columns = ", ".join(f"`{column}`" for column in SOURCE_COLUMNS["messages"])
         stream = self.source.execution_options(yield_per=MESSAGE_BATCH).execute(
-            sa.text(f"SELECT {columns} FROM `messages` ORDER BY `timestamp`, `id`")).mappings()
+            sa.text(f"SELECT {columns} FROM `{self.tables['messages']}` "
+                    "ORDER BY `timestamp`, `id`")).mappings()
         for batch in _batches(stream, MESSAGE_BATCH):
             messages, message_mentions = [], []
             for row in batch:
@@ -571,9 +572,11 @@ class _Copy:
                 room_id = self.target("rooms", row["room_id"])
                 if room_id is None:
                     counts.skipped["its room is not in Discux"] += 1
-                    continue
-                message = self._message(row, room_id, counts)
+                message = self._message(row, room_id, counts) if room_id else None
                 if message is None:
+                    if row["id"] in mentions:
+                        mention_counts.skipped["its message was not copied"] += len(
+                            mentions[row["id"]])
                     continue
                 message["id"] = last_id = uuid7_at(row["timestamp"], last_id)
                 messages.append(message)
