@@ -11,6 +11,7 @@ from datetime import UTC
 import pytest
 import sqlalchemy as sa
 
+from discux.discux3_import import strip_agent_line
 from discux.extensions import db
 from discux.ids import sha256_hex
 from discux.invitations.service import OPEN, USED, status_of
@@ -366,3 +367,17 @@ def test_a_bad_source_url_says_why_and_writes_nothing(app, runner, source_url, m
     assert message in result.output and "secret" not in result.output
     assert "Traceback" not in result.output
     assert all(count == 0 for count in row_counts(app).values())
+
+
+@pytest.mark.parametrize(("content", "text", "name"), [
+    ("[AGENT:c1:Nova:🦉:#112233:DIRECT]\nHello", "Hello", "Nova"),
+    ("[AGENT:c1:Dr: Who:🤖:#3B82F6:CREATIVE]\r\n\r\nTime is relative.", "Time is relative.",
+     "Dr: Who"),
+    ("[AGENT:c1:Nova:🦉:#112233:DIRECT]", "", "Nova"),
+    ("No header here\n[AGENT:c1:Nova:🦉:#112233:DIRECT]", "No header here\n[AGENT:c1:Nova:🦉:"
+     "#112233:DIRECT]", None),
+])
+def test_the_agent_line_is_taken_off_only_when_it_opens_the_reply(content, text, name):
+    stripped, line = strip_agent_line(content)
+    assert stripped == text
+    assert (line or {}).get("name") == name
