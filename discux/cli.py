@@ -1,4 +1,4 @@
-"""`flask users …` and `flask discux backup|restore` commands."""
+"""`flask users …`, `flask discux backup|restore` and `flask discux3 import` commands."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.cli import AppGroup
 
-from discux import backups, plans
+from discux import backups, discux3_import, plans
 from discux.auth.accounts import user_by_email
 from discux.errors import DiscuxError
 from discux.extensions import db
@@ -17,6 +17,7 @@ from discux.models import PLANS, User
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 discux_cli = AppGroup("discux", help="Operate this Discux install: backups and restores.")
+discux3_cli = AppGroup("discux3", help="Move in from a Discux3 installation.")
 
 
 @users_cli.command("set-plan")
@@ -80,6 +81,19 @@ def restore_command(path: Path, yes: bool) -> None:
                "than this version, then start the server.")
 
 
+@discux3_cli.command("import")
+@click.argument("source_url")
+@click.option("--dry-run", is_flag=True, help="Report what would be copied; write nothing.")
+def import_command(source_url: str, dry_run: bool) -> None:
+    """Copy the Discux3 MySQL database at SOURCE_URL (its DATABASE_URL) into this one."""
+    try:
+        report = discux3_import.import_discux3(source_url, dry_run=dry_run)
+    except discux3_import.ImportFailed as error:
+        raise click.ClickException(error.message) from None
+    click.echo(report.text())
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(discux_cli)
+    app.cli.add_command(discux3_cli)
