@@ -1,7 +1,7 @@
 """`imported_rows`: which Discux row each row copied from a Discux3 database became, so that
 running `flask discux3 import` again adds nothing and keeps the ids it gave.
 
-Revision ID: 0006_import
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-03
 """
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
-revision = "0006_import"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
