@@ -139,9 +139,10 @@ def finish_config(config: dict) -> None:
                           f"(got {default_plan!r})")
     config["DISCUX_DEFAULT_PLAN"] = default_plan
     admins = config.get("DISCUX_ADMIN_EMAILS") or ()
+    if isinstance(admins, str):  # an override written as the variable is
+        admins = admins.split(",")
     config["DISCUX_ADMIN_EMAILS"] = frozenset(
-        email.strip().lower() for email in ((admins.split(",") if isinstance(admins, str)
-                                              else admins)) if email.strip())
+        email.strip().lower() for email in admins if email.strip())
     secure = bool(base_url and base_url.startswith("https://"))
     # An https site sends its cookies over https only (and says so with HSTS, discux/__init__.py).
     config["SESSION_COOKIE_SECURE"] = bool(config.get("SESSION_COOKIE_SECURE")) or secure
