@@ -20,7 +20,7 @@ from discux.discussion.engine import engine_for
 from discux.extensions import db
 from discux.ids import utcnow
 from discux.models import Message, Room, User
-from tests.conftest import CSRF_IN_PAGE, base_config, empty_tables
+from tests.conftest import CSRF_IN_PAGE, LiveServer, base_config, empty_tables
 from tests.support import chat_factories, factories
 from tests.support.api_helpers import Api, issue_token
 from tests.support.email_links import open_sign_in_link
@@ -343,6 +343,43 @@ def test_a_disabled_user_cannot_sign_in_with_a_provider(make_app, provider):
     finally:
         with app.app_context():
             empty_tables(db.engine)
+
+
+# ---- in a browser ----
+
+LISTEN_FOR_VIOLATIONS = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation",
+  (event) => window.cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`));
+"""
+
+
+@pytest.mark.browser
+def test_on_a_phone_the_admin_page_fits_and_disabling_works_under_the_policy(
+        admin_app, admin, member, new_context):
+    server = LiveServer(admin_app).start()
+    try:
+        context = new_context(viewport={"width": 390, "height": 844})
+        with admin_app.app_context():
+            token = factories.create_session_token(admin.id)
+        context.add_cookies([{"name": COOKIE_NAME, "value": token, "url": server.url}])
+        page = context.new_page()
+        page.add_init_script(LISTEN_FOR_VIOLATIONS)
+        page.goto(server.url + "/admin")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        row = page.locator("tr", has_text="mia@example.com")
+        assert row.locator("td").first.evaluate("e => getComputedStyle(e).display") == "flex"
+        row.get_by_role("button", name="Disable…").click()
+        page.get_by_role("button", name="Disable account").click()
+        assert page.url == server.url + "/admin"
+        assert page.get_by_text("mia@example.com is disabled").is_visible()
+        row.get_by_label("Plan of mia@example.com").select_option("team")
+        row.get_by_role("button", name="Change").click()
+        assert page.get_by_text("mia@example.com is now on the team plan.").is_visible()
+        assert page.evaluate("window.cspViolations") == []
+    finally:
+        server.stop()
+    assert member.user().disabled_at is not None and member.user().subscription == "team"
 
 
 # ---- figures ----
