@@ -21,7 +21,7 @@ from discux.extensions import db
 from discux.ids import utcnow
 from discux.models import Message, Room, User
 from tests.conftest import CSRF_IN_PAGE, LiveServer, base_config, empty_tables
-from tests.support import chat_factories, factories
+from tests.support import chat_factories, factories, ws_client
 from tests.support.api_helpers import Api, issue_token
 from tests.support.email_links import open_sign_in_link
 from tests.support.fake_llm import FakeLLM, FakeReply
@@ -311,6 +311,25 @@ def test_an_admin_can_disable_another_admin(admin_app, admin):
     assert other.client.get("/admin").status_code == 200
     assert admin.post(f"/admin/users/{other.id}/disable").status_code == 303
     assert other.client.get("/admin").status_code == 302
+
+
+def test_disabling_closes_the_users_open_rooms(admin_app, admin, member):
+    server = LiveServer(admin_app).start()
+    try:
+        with admin_app.app_context():
+            room = chat_factories.create_room(db.session.get(User, admin.id))
+            chat_factories.add_member(room, member.id)
+            room_id = room.id
+            token = factories.create_session_token(member.id)
+        socket = ws_client.connect(server.url, room_id, token)
+        ws_client.wait_for_event(socket, lambda event: isinstance(event, dict)
+                                 and event.get("type") == "presence"
+                                 and event["data"].get("user_id") == member.id)
+        admin.post(f"/admin/users/{member.id}/disable")
+        assert ws_client.close_code(socket) == 1008  # closed for good: no reconnecting
+        assert ws_client.refusal_status(server.url, room_id, token) is not None
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
