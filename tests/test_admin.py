@@ -332,6 +332,17 @@ def test_disabling_closes_the_users_open_rooms(admin_app, admin, member):
         server.stop()
 
 
+def test_the_command_line_lists_and_enables_a_disabled_user(admin_app, admin, member):
+    admin.post(f"/admin/users/{member.id}/disable")
+    runner = admin_app.test_cli_runner()
+    assert "mia@example.com\tMia Member\tfree\t" in runner.invoke(args=["users", "list"]).output
+    assert runner.invoke(args=["users", "list"]).output.count("\tdisabled") == 1
+    result = runner.invoke(args=["users", "enable", "MIA@example.com"])
+    assert result.exit_code == 0 and "mia@example.com is enabled" in result.output
+    assert member.user().disabled_at is None
+    assert runner.invoke(args=["users", "enable", "nobody@example.com"]).exit_code == 1
+
+
 @pytest.fixture(scope="module")
 def provider():
     provider = OAuthTestProvider().start()
