@@ -268,9 +268,14 @@ def test_a_disabled_user_cannot_sign_in_again(admin_app, admin, member, caplog):
     assert browser.get("/settings").status_code == 302
 
 
-def test_enabling_lets_the_user_back_in(admin_app, admin, member):
+def test_enabling_lets_the_user_back_in(admin_app, admin, member, caplog):
     token = issue_token(admin_app, member)
     api = Api(admin_app.test_client(), token)
+    with caplog.at_level("INFO", logger="discux.admin"):
+        admin.post(f"/admin/users/{member.id}/disable")
+        admin.post(f"/admin/users/{member.id}/enable")
+    assert f"admin {admin.id} disabled user {member.id}" in caplog.text
+    assert f"admin {admin.id} enabled user {member.id}" in caplog.text
     admin.post(f"/admin/users/{member.id}/disable")
     assert api.get("/me").status_code == 401
     response = admin.post(f"/admin/users/{member.id}/enable")

@@ -56,7 +56,7 @@ def change_plan(user_id: str):
     if not form.validate_on_submit():
         service.user_by_id(user_id)  # 404 for a user that is not there
         return _admin_page(422, plan_errors={user_id: form.plan.errors})
-    user = service.change_plan(user_id, form.plan.data)
+    user = service.change_plan(current_user, user_id, form.plan.data)
     flash(f"{user.email} is now on the {user.subscription} plan.", "info")
     return redirect(url_for("admin.index", **_list_args()), 303)
 
@@ -89,6 +89,6 @@ def disable(user_id: str):
 
 @bp.post("/users/<user_id>/enable")
 def enable(user_id: str):
-    user = service.enable_user(user_id)
+    user = service.enable_user(user_id, current_user)
     flash(f"{user.email} is enabled again and may sign in.", "info")
     return redirect(url_for("admin.index", **_list_args()), 303)

@@ -3,6 +3,7 @@ and the figures of the last 30 days."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -17,6 +18,9 @@ from discux.extensions import db
 from discux.ids import utcnow
 from discux.models import Message, Room, RoomParticipant, UsageCounter, User
 from discux.realtime import close_sockets
+
+# One line per admin action, for the operator's log: who did what to whom (ids only).
+log = logging.getLogger(__name__)
 
 USERS_PER_PAGE = 50
 SEARCH_MAX = 200
@@ -88,11 +92,12 @@ def user_by_id(user_id: str) -> User:
     return user
 
 
-def change_plan(user_id: str, plan: str) -> User:
+def change_plan(admin: User, user_id: str, plan: str) -> User:
     """Move a user to `plan`; its limits apply from their next request."""
     user = user_by_id(user_id)
     plans.set_plan(user, plan)
     db.session.commit()
+    log.info("admin %s moved user %s to the %s plan", admin.id, user.id, plan)
     return user
 
 
@@ -110,6 +115,7 @@ def disable_user(admin: User, user_id: str) -> User:
     if user.disabled_at is None:
         user.disabled_at = utcnow()
         db.session.commit()
+        log.info("admin %s disabled user %s", admin.id, user.id)
     room_ids = db.session.scalars(
         sa.select(RoomParticipant.room_id).where(RoomParticipant.user_id == user.id)).all()
     for room_id in room_ids:
@@ -117,14 +123,17 @@ def disable_user(admin: User, user_id: str) -> User:
     return user
 
 
-def enable_user(user_id: str) -> User:
+def enable_user(user_id: str, admin: User | None = None) -> User:
     """Let a disabled user sign in again (their API tokens work again; sessions left from
-    before were ended on their next use, and any left are ended now)."""
+    before were ended on their next use, and any left are ended now); `admin` is None from
+    the command line."""
     user = user_by_id(user_id)
     if user.disabled_at is not None:
         user.disabled_at = None
         db.session.commit()
         sign_out_everywhere(user)
+        log.info("%s enabled user %s", f"admin {admin.id}" if admin else "the command line",
+                 user.id)
     return user
 
 
