@@ -10,6 +10,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from discux import backups, discux3_import, plans
+from discux.admin import service as admin
 from discux.auth.accounts import user_by_email
 from discux.errors import DiscuxError
 from discux.extensions import db
@@ -48,7 +49,19 @@ def list_command() -> None:
             f"{user.email}\t{user.display_name}\t{user.subscription}\t"
             f"agents≤{user.max_agents} rooms≤{user.max_rooms} "
             f"messages/month≤{user.max_messages_per_month}"
+            + ("\tdisabled" if user.disabled_at else "")
         )
+
+
+@users_cli.command("enable")
+@click.argument("email")
+def enable_command(email: str) -> None:
+    """Let the user with EMAIL sign in again after an admin disabled them (on /admin)."""
+    user = user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No user with email {email}.")
+    admin.enable_user(user.id)
+    click.echo(f"{user.email} is enabled and may sign in.")
 
 
 @discux_cli.command("backup")
