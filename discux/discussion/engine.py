@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, render_template
 
 from discux.agents.styles import style_for
+from discux.discussion import turns
 from discux.discussion.context import TurnAgent, build_prompt, estimate_tokens, read_turn
 from discux.discussion.summaries import SummaryClock, maybe_auto_summarize, summarize_room
 from discux.extensions import db
@@ -62,7 +62,10 @@ CANCEL_EVENT = "discussion.cancel"
 
 @dataclass
 class Generation:
-    """The work one user message set off, with its budget and its cancel switch."""
+    """The work one user message set off, with its budget and its cancel switch.
+
+    Stored as an AgentGeneration row; this is the running turn's copy, with the switch that
+    Stop (or a newer message) flips on the worker running it."""
 
     trigger_id: str
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -83,14 +86,14 @@ class Turn:
 
 
 class RoomRunner:
-    """The queue of one room: turns run one after another, never two at once."""
+    """What this process knows of one room: the turn it runs now, if it holds the lease."""
 
     def __init__(self, room_id: str):
         self.room_id = room_id
         self.lock = threading.Lock()
-        self.queue: deque[Turn] = deque()
-        self.generation: Generation | None = None
-        self.active = False
+        self.generation: Generation | None = None  # of the reply running here now
+        self.active = False  # a drain of this room is queued or running in this process
+        self.lease: turns.Lease | None = None
         # Agents asked to answer after the budget ran out: "Continue" lets them.
         self.waiting: list[str] = []
         self.idle = threading.Event()
@@ -122,7 +125,7 @@ class RequestThreads:
 
 
 class Engine:
-    """One per app: the room runners and the worker pool they share."""
+    """One per app: runs the rooms whose lease this process takes, from the stored queue."""
 
     def __init__(self, app: Flask):
         self.app = app
@@ -133,6 +136,10 @@ class Engine:
         self.summary_clock = SummaryClock()
         self.runners: dict[str, RoomRunner] = {}
         self.lock = threading.Lock()
+        self.leases = turns.leases_for(app)
+        self.shared = isinstance(self.leases, turns.RedisLeases)
+        self.stopping = threading.Event()
+        self.started = False
         self.hub = hub_for(app)
         self.hub.control_handlers[CANCEL_EVENT] = self._on_cancel_event
 
@@ -142,34 +149,51 @@ class Engine:
                 self.runners[room_id] = RoomRunner(room_id)
             return self.runners[room_id]
 
+    def start(self) -> None:
+        """Pick up what an earlier process left: at once, then (with Redis) every POLL_SECONDS,
+        with the leases this process holds renewed all along."""
+        if self.started:
+            return
+        with self.lock:
+            if self.started:
+                return
+            self.started = True
+        threading.Thread(target=self._keep_leases, name="discux-turn-leases",
+                         daemon=True).start()
+        threading.Thread(target=self._poll, name="discux-turn-poll", daemon=True).start()
+
+    def close(self) -> None:
+        """Stop polling and renewing (tests end an app's engine with it)."""
+        self.stopping.set()
+
     # ---- entry points (called on request threads) ----
     def start_generation(self, room_id: str, trigger_id: str, agent_ids: list[str],
                          handover_limit: int = MAX_HANDOVERS, cancel_current: bool = True) -> None:
         runner = self.runner(room_id)
-        with runner.lock:
-            if cancel_current:
-                self._cancel_locked(runner)
-            if agent_ids:
+        if agent_ids:
+            with runner.lock:
                 runner.waiting = agent_ids[MAX_REPLIES:]
-                agent_ids = agent_ids[:MAX_REPLIES]
-                generation = Generation(trigger_id=trigger_id, handover_limit=handover_limit,
-                                        planned=len(agent_ids))
-                runner.generation = generation
-                runner.queue.extend(Turn("reply", generation, agent_id=a) for a in agent_ids)
-                self._ensure_running_locked(runner)
+            turns.queue_generation(room_id, trigger_id, agent_ids[:MAX_REPLIES],
+                                   handover_limit=handover_limit, reply_limit=MAX_REPLIES,
+                                   cancel_queued=cancel_current)
+        elif cancel_current:
+            turns.cancel_queued_replies(room_id)
         if cancel_current:
-            # Other workers may be running this room's older generation: tell them too, once
-            # this worker's turn is on its way (its own newer generation ignores the event).
+            # The reply running now (on this worker or another) is older: it stops, and its
+            # worker, still holding the room's lease, goes on with this generation.
             self.hub.publish({"type": CANCEL_EVENT, "room_id": room_id, "html": None,
                               "data": {"before": trigger_id}})
+        if agent_ids:
+            self.kick(room_id)
 
     def cancel(self, room_id: str) -> None:
         """Stop the room's agents on whichever worker runs them; that worker says so."""
+        turns.cancel_queued_replies(room_id)
         self.hub.publish({"type": CANCEL_EVENT, "room_id": room_id, "html": None,
                           "data": {"announce": True}})
 
     def _on_cancel_event(self, event: dict) -> None:
-        """Cancel this process's generation of the room if it is older than `before`."""
+        """Cancel the reply this process runs in the room if it is older than `before`."""
         data = event.get("data") or {}
         with self.lock:
             runner = self.runners.get(event.get("room_id", ""))
@@ -182,67 +206,109 @@ class Engine:
                 return
             if before and generation.trigger_id >= before:
                 return
-            busy = runner.active or bool(runner.queue)
-            self._cancel_locked(runner)
-        if busy and data.get("announce"):
+            generation.cancel.set()
+        if data.get("announce"):
             with self.app.app_context():
                 publish_status(runner.room_id, {"state": "stopped"})
 
     def queue_summary(self, room_id: str, requested_by: str | None) -> None:
-        runner = self.runner(room_id)
-        with runner.lock:
-            generation = runner.generation or Generation(trigger_id="summary")
-            runner.queue.append(Turn("summary", generation, requested_by=requested_by))
-            self._ensure_running_locked(runner)
+        turns.queue_summary(room_id, requested_by)
+        self.kick(room_id)
+
+    def retry(self, reply: Message) -> None:
+        """Queue the agent of an interrupted reply again, for the same trigger."""
+        self.start_generation(reply.room_id, reply.reply_to_id, [reply.sender_id],
+                              cancel_current=False)
 
     def wait_idle(self, room_id: str | None = None, timeout: float = 10.0) -> bool:
         """Block until the room (or every room) has nothing running or queued."""
         deadline = time.monotonic() + timeout
-        runners = [self.runner(room_id)] if room_id else list(self.runners.values())
-        return all(r.idle.wait(max(0.0, deadline - time.monotonic())) for r in runners)
+        while True:
+            runners = [self.runner(room_id)] if room_id else list(self.runners.values())
+            if not all(r.idle.wait(max(0.0, deadline - time.monotonic())) for r in runners):
+                return False
+            with self.app.app_context():
+                try:
+                    if not turns.has_open_turns(room_id):
+                        return True
+                finally:
+                    db.session.remove()
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
 
-    def _cancel_locked(self, runner: RoomRunner) -> None:
-        if runner.generation is not None:
-            runner.generation.cancel.set()
-        runner.queue = deque(t for t in runner.queue if t.kind == "summary")
-
-    def _ensure_running_locked(self, runner: RoomRunner) -> None:
-        if not runner.active and runner.queue:
+    def kick(self, room_id: str) -> None:
+        """Try for the room's lease on an agent thread, and run its queue if it is free."""
+        runner = self.runner(room_id)
+        with runner.lock:
+            if runner.active:  # a drain here takes the new turns too (it re-reads the table)
+                return
             runner.active = True
             runner.idle.clear()
-            self.pool.submit(self._drain, runner)
+        self.pool.submit(self._drain, runner)
 
     # ---- the worker side ----
     def _drain(self, runner: RoomRunner) -> None:
+        again = False
+        lease = self.leases.take(runner.room_id)
         with self.app.app_context():
             try:
-                while True:
+                if lease is not None:
                     with runner.lock:
-                        if not runner.queue:
-                            runner.active = False
-                            runner.idle.set()
-                            break
-                        turn = runner.queue.popleft()
-                    if turn.generation.cancel.is_set() and turn.kind == "reply":
-                        continue
-                    try:
-                        # A turn re-reads nothing it committed itself, and its session ends
-                        # with it: keep its rows loaded across commits instead of re-selecting.
-                        db.session().expire_on_commit = False
-                        self._run(runner, turn)
-                    except Exception:  # one broken turn must not stop the room's queue
-                        log.exception("Agent turn failed in room %s", runner.room_id)
-                        db.session.rollback()
-                    finally:
-                        db.session.remove()
+                        runner.lease = lease
+                    db.session().expire_on_commit = False
+                    turns.settle_abandoned(runner.room_id)
+                    self._run_queue(runner)
+            except Exception:  # the room stays queued: the next kick or poll takes it again
+                log.exception("Agent turns failed in room %s", runner.room_id)
+            finally:
+                if lease is not None:
+                    with runner.lock:
+                        runner.lease = None
+                    lease.release()
+                with runner.lock:
+                    runner.active = False
+                # A post that found the lease taken just before it was released left its turn
+                # to this drain: look once more, now that anyone may take the lease.
+                try:
+                    again = lease is not None and turns.has_open_turns(runner.room_id)
+                except Exception:
+                    log.exception("Could not read the turns of room %s", runner.room_id)
+                db.session.remove()
+                if lease is not None:
+                    publish_status(runner.room_id, {"state": "idle"})
+        if again and not self.stopping.is_set():
+            self.kick(runner.room_id)
+        else:
+            runner.idle.set()
+
+    def _run_queue(self, runner: RoomRunner) -> None:
+        while not self.stopping.is_set():
+            with runner.lock:  # a cancel event sees the claimed turn's generation, or none
+                if runner.lease is None:
+                    return
+                claimed = turns.claim_next(runner.room_id)
+                if claimed is None:
+                    return
+                turn = turn_of(claimed)
+                runner.generation = turn.generation if turn.kind == "reply" else None
+            generation = turn.generation
+            try:
+                # A turn re-reads nothing it committed itself, and its session ends with it:
+                # keep its rows loaded across commits instead of re-selecting.
+                db.session().expire_on_commit = False
+                self._run(runner, turn, claimed)
+            except Exception:  # one broken turn must not stop the room's queue
+                log.exception("Agent turn failed in room %s", runner.room_id)
+                db.session.rollback()
             finally:
                 with runner.lock:
-                    if runner.active and not runner.queue:
-                        runner.active = False
-                        runner.idle.set()
-                publish_status(runner.room_id, {"state": "idle"})
+                    runner.generation = None
+                turns.finish(claimed, generation.replies, generation.handovers,
+                             generation.planned)
+                db.session.remove()
 
-    def _run(self, runner: RoomRunner, turn: Turn) -> None:
+    def _run(self, runner: RoomRunner, turn: Turn, claimed: turns.Claimed) -> None:
         if turn.kind == "summary":
             summarize_room(runner.room_id, turn.requested_by)
             return
@@ -250,23 +316,22 @@ class Engine:
         generation = turn.generation
         if not handed_to or generation.cancel.is_set():
             return
+        queued = turns.queued_agent_ids(claimed.generation.id)
+        wanted = [a for a in handed_to if a.id not in queued]
+        granted = []
+        for agent in wanted:
+            if (generation.handovers >= generation.handover_limit
+                    or generation.replies + len(granted) + len(queued) >= generation.reply_limit):
+                break
+            generation.handovers += 1
+            granted.append(agent)
+        turns.queue_handovers(claimed.generation, [a.id for a in granted],
+                              handed_over_by=turn.agent_id)
+        generation.planned += len(granted)
+        refused = wanted[len(granted):]
         with runner.lock:
-            queued = {t.agent_id for t in runner.queue if t.generation is generation}
-            wanted = [a for a in handed_to if a.id not in queued]
-            granted = []
-            for agent in wanted:
-                if (generation.handovers >= generation.handover_limit
-                        or generation.replies + len(granted) + len(queued) >= generation.reply_limit):
-                    break
-                generation.handovers += 1
-                granted.append(agent)
-            runner.queue.extend(
-                Turn("reply", generation, agent_id=a.id, handed_over_by=turn.agent_id)
-                for a in granted
-            )
-            generation.planned += len(granted)
-            refused = wanted[len(granted):]
             runner.waiting = [a.id for a in refused]
+        db.session.commit()
         if refused:
             names = ", ".join(a.name for a in refused)
             publish_status(runner.room_id, {
@@ -275,13 +340,75 @@ class Engine:
                 "continue": CONTINUE_GRANT,
             })
 
+    # ---- background: leases and the poll ----
+    def _keep_leases(self) -> None:
+        """Renew the leases this process holds; a lost one stops its room's reply."""
+        while not self.stopping.wait(turns.RENEW_SECONDS):
+            with self.lock:
+                runners = list(self.runners.values())
+            for runner in runners:
+                lease = runner.lease
+                if lease is None or lease.renew():
+                    continue
+                log.warning("Room %s: the lease lapsed; its reply stops here", runner.room_id)
+                with runner.lock:
+                    runner.lease = None
+                    if runner.generation is not None:
+                        runner.generation.cancel.set()
+
+    def _poll(self) -> None:
+        """Find rooms with turns nobody runs: at start, then (with Redis) every POLL_SECONDS."""
+        while not self.stopping.is_set():
+            try:
+                with self.app.app_context():
+                    try:
+                        rooms = turns.rooms_with_open_turns()
+                    finally:
+                        db.session.remove()
+                for room_id in rooms:
+                    self.kick(room_id)
+            except Exception:
+                log.exception("Could not look for agent turns to run")
+            if not self.shared or self.stopping.wait(turns.POLL_SECONDS):
+                return
+
+
+def turn_of(claimed: turns.Claimed) -> Turn:
+    """The running copy of a claimed turn, with its generation's budget so far."""
+    row, stored = claimed.turn, claimed.generation
+    if stored is None:
+        return Turn(row.kind, Generation(trigger_id="summary"), requested_by=row.requested_by)
+    generation = Generation(trigger_id=stored.trigger_id, replies=stored.replies,
+                            handovers=stored.handovers, handover_limit=stored.handover_limit,
+                            reply_limit=stored.reply_limit, planned=stored.planned)
+    return Turn(row.kind, generation, agent_id=row.agent_id, handed_over_by=row.handed_over_by,
+                requested_by=row.requested_by)
+
+
+_engine_lock = threading.Lock()
+
 
 def engine_for(app: Flask | None = None) -> Engine:
     app = app or current_app._get_current_object()
     engine = app.extensions.get(EXTENSION_KEY)
     if engine is None:
-        engine = app.extensions[EXTENSION_KEY] = Engine(app)
+        with _engine_lock:  # two first requests at once must not build two
+            engine = app.extensions.get(EXTENSION_KEY)
+            if engine is None:
+                engine = app.extensions[EXTENSION_KEY] = Engine(app)
+    engine.start()
     return engine
+
+
+def init_app(app: Flask) -> None:
+    """Start the app's engine with its first request: it settles what an earlier process left
+    (a reply cut off by a crash is marked interrupted) and runs the turns still queued."""
+
+    def start_engine() -> None:
+        if EXTENSION_KEY not in app.extensions:
+            engine_for(app)
+
+    app.before_request(start_engine)
 
 
 def publish_status(room_id: str, status: dict) -> None:

@@ -1,0 +1,243 @@
+"""The durable turn queue and the room lease: which agent turn runs next, and who may run it.
+
+Turns are rows of `agent_turns`, in the room's order (their integer id). A room's turns run one
+at a time on whichever worker holds the room's *lease*: with Redis (several workers or hosts)
+a redis-py `Lock` with a timeout, which its holder renews while it runs and which expires by
+itself when the holder dies; without Redis (one process) an in-process lock. The worker that
+took a post tries for the lease at once; with Redis every worker also looks at the table every
+POLL_SECONDS for rooms whose turns nobody is running. A worker that takes a room's lease and
+finds a turn still `running` knows its owner died: that turn and its streaming reply are marked
+`interrupted`, keeping what was written, and the room's queued turns run on in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import redis
+import sqlalchemy as sa
+from redis.exceptions import LockError, RedisError
+
+from discux.extensions import db
+from discux.ids import utcnow
+from discux.messages.service import publish_message_completed, render_markdown
+from discux.models import AgentGeneration, AgentTurn, Message
+
+log = logging.getLogger(__name__)
+
+# A lease outlives its holder by at most this long; the holder renews it every RENEW_SECONDS.
+LEASE_SECONDS = 8
+RENEW_SECONDS = 2
+POLL_SECONDS = 1.0
+LEASE_KEY = "discux:room-turn:{room_id}"
+OPEN_STATES = ("queued", "running")
+
+
+# ---- leases ----
+class Lease:
+    """The right to run one room's turns, until released (or, on Redis, until it expires)."""
+
+    def renew(self) -> bool:
+        """Keep the lease; False when it was lost (the turn must stop)."""
+        return True
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+
+class LocalLease(Lease):
+    def __init__(self, lock: threading.Lock):
+        self.lock = lock
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+class LocalLeases:
+    """One process: a lock per room, shared by every app of the process on the same database
+    (tests run several apps as workers of one process)."""
+
+    _locks: dict[tuple[str, str], threading.Lock] = {}
+    _guard = threading.Lock()
+
+    def __init__(self, database_url: str):
+        self.database_url = database_url
+
+    def take(self, room_id: str) -> Lease | None:
+        with self._guard:
+            lock = self._locks.setdefault((self.database_url, room_id), threading.Lock())
+        return LocalLease(lock) if lock.acquire(blocking=False) else None
+
+
+class RedisLease(Lease):
+    def __init__(self, lock: redis.lock.Lock):
+        self.lock = lock
+
+    def renew(self) -> bool:
+        try:
+            self.lock.reacquire()  # back to the full timeout
+        except LockError:  # expired and maybe taken by another worker
+            return False
+        except RedisError as error:  # Redis away: the lease may still be ours, or may lapse
+            log.warning("Could not renew a room lease in Redis (%s)", error)
+        return True
+
+    def release(self) -> None:
+        try:
+            self.lock.release()
+        except (LockError, RedisError):  # lapsed already: nothing to give back
+            pass
+
+
+class RedisLeases:
+    """Several workers or hosts: a redis-py Lock per room with a timeout of LEASE_SECONDS."""
+
+    def __init__(self, url: str):
+        self.redis = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+
+    def take(self, room_id: str) -> Lease | None:
+        lock = self.redis.lock(LEASE_KEY.format(room_id=room_id), timeout=LEASE_SECONDS)
+        try:
+            return RedisLease(lock) if lock.acquire(blocking=False) else None
+        except RedisError as error:
+            log.warning("Could not take a room lease in Redis (%s); the poll will retry", error)
+            return None
+
+
+def leases_for(app) -> LocalLeases | RedisLeases:
+    url = app.config.get("DISCUX_REDIS_URL")
+    if url:
+        return RedisLeases(url)
+    return LocalLeases(app.config["SQLALCHEMY_DATABASE_URI"])
+
+
+# ---- the queue ----
+@dataclass
+class Claimed:
+    """A turn taken from the queue, with its generation's row (None for a summary)."""
+
+    turn: AgentTurn
+    generation: AgentGeneration | None
+
+
+def queue_generation(room_id: str, trigger_id: str, agent_ids: Iterable[str], *,
+                     handover_limit: int, reply_limit: int, cancel_queued: bool) -> None:
+    """Store a generation and its agents' turns, in order; with `cancel_queued`, the room's
+    queued replies are cancelled in the same transaction."""
+    if cancel_queued:
+        cancel_queued_replies(room_id, commit=False)
+    agent_ids = list(agent_ids)
+    generation = AgentGeneration(room_id=room_id, trigger_id=trigger_id, planned=len(agent_ids),
+                                 handover_limit=handover_limit, reply_limit=reply_limit,
+                                 replies=0, handovers=0)
+    db.session.add(generation)
+    db.session.flush()
+    db.session.add_all(AgentTurn(room_id=room_id, generation_id=generation.id, kind="reply",
+                                 agent_id=agent_id) for agent_id in agent_ids)
+    db.session.commit()
+
+
+def queue_summary(room_id: str, requested_by: str | None) -> None:
+    db.session.add(AgentTurn(room_id=room_id, kind="summary", requested_by=requested_by))
+    db.session.commit()
+
+
+def queue_handovers(generation: AgentGeneration, agent_ids: list[str],
+                    handed_over_by: str | None) -> None:
+    db.session.add_all(AgentTurn(room_id=generation.room_id, generation_id=generation.id,
+                                 kind="reply", agent_id=agent_id, handed_over_by=handed_over_by)
+                       for agent_id in agent_ids)
+
+
+def cancel_queued_replies(room_id: str, commit: bool = True) -> int:
+    """Cancel the room's replies that have not started (summaries still run)."""
+    result = db.session.execute(
+        sa.update(AgentTurn)
+        .where(AgentTurn.room_id == room_id, AgentTurn.state == "queued",
+               AgentTurn.kind == "reply")
+        .values(state="cancelled", updated_at=utcnow()))
+    if commit:
+        db.session.commit()
+    return result.rowcount
+
+
+def queued_agent_ids(generation_id: str) -> set[str]:
+    return set(db.session.scalars(
+        sa.select(AgentTurn.agent_id).where(AgentTurn.generation_id == generation_id,
+                                            AgentTurn.state == "queued")))
+
+
+def claim_next(room_id: str) -> Claimed | None:
+    """Mark the room's first queued turn running and return it (the caller holds the lease)."""
+    while True:
+        db.session.rollback()  # a fresh read: MariaDB would answer from the last snapshot
+        turn = db.session.scalar(
+            sa.select(AgentTurn).where(AgentTurn.room_id == room_id, AgentTurn.state == "queued")
+            .order_by(AgentTurn.id).limit(1))
+        if turn is None:
+            return None
+        taken = db.session.execute(
+            sa.update(AgentTurn).where(AgentTurn.id == turn.id, AgentTurn.state == "queued")
+            .values(state="running", updated_at=utcnow())).rowcount
+        generation = (db.session.get(AgentGeneration, turn.generation_id)
+                      if turn.generation_id else None)
+        db.session.commit()
+        if taken:  # else Stop cancelled it between the two statements: take the next
+            turn.state = "running"
+            return Claimed(turn, generation)
+
+
+def finish(claimed: Claimed, replies: int, handovers: int, planned: int) -> None:
+    """The turn ended (however it ended); its generation keeps the budget it used."""
+    db.session.rollback()
+    db.session.execute(sa.update(AgentTurn).where(AgentTurn.id == claimed.turn.id)
+                       .values(state="done", updated_at=utcnow()))
+    if claimed.generation is not None:
+        db.session.execute(
+            sa.update(AgentGeneration).where(AgentGeneration.id == claimed.generation.id)
+            .values(replies=replies, handovers=handovers, planned=planned))
+    db.session.commit()
+
+
+def settle_abandoned(room_id: str) -> list[Message]:
+    """With the room's lease in hand: turns still `running` lost their worker. Mark them and
+    the room's streaming replies `interrupted`, keeping what was written; returns the replies."""
+    db.session.rollback()
+    abandoned = db.session.execute(
+        sa.update(AgentTurn).where(AgentTurn.room_id == room_id, AgentTurn.state == "running")
+        .values(state="interrupted", updated_at=utcnow())).rowcount
+    replies = list(db.session.scalars(
+        sa.select(Message).where(Message.room_id == room_id, Message.type == "agent",
+                                 Message.status == "streaming")))
+    for reply in replies:
+        reply.status = "interrupted"
+        reply.content = (reply.content or "").strip()
+        reply.content_html = render_markdown(reply.content) if reply.content else ""
+    db.session.commit()
+    if abandoned or replies:
+        log.warning("Room %s: %d turn(s) lost their worker; %d reply(s) marked interrupted",
+                    room_id, abandoned, len(replies))
+    for reply in replies:
+        publish_message_completed(reply)
+    return replies
+
+
+def rooms_with_open_turns() -> list[str]:
+    db.session.rollback()
+    rooms = list(db.session.scalars(
+        sa.select(AgentTurn.room_id).where(AgentTurn.state.in_(OPEN_STATES)).distinct()))
+    db.session.rollback()
+    return rooms
+
+
+def has_open_turns(room_id: str | None = None) -> bool:
+    db.session.rollback()
+    query = sa.select(AgentTurn.id).where(AgentTurn.state.in_(OPEN_STATES)).limit(1)
+    if room_id is not None:
+        query = query.where(AgentTurn.room_id == room_id)
+    found = db.session.scalar(query) is not None
+    db.session.rollback()
+    return found
