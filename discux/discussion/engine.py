@@ -26,6 +26,7 @@ from discux.agents.styles import style_for
 from discux.discussion import turns
 from discux.discussion.context import TurnAgent, build_prompt, estimate_tokens, read_turn
 from discux.discussion.summaries import SummaryClock, maybe_auto_summarize, summarize_room
+from discux.errors import DiscuxError
 from discux.extensions import db
 from discux.ids import new_id, utcnow
 from discux.llm.base import Delta, LLMError, mean_probability
@@ -214,11 +215,6 @@ class Engine:
     def queue_summary(self, room_id: str, requested_by: str | None) -> None:
         turns.queue_summary(room_id, requested_by)
         self.kick(room_id)
-
-    def retry(self, reply: Message) -> None:
-        """Queue the agent of an interrupted reply again, for the same trigger."""
-        self.start_generation(reply.room_id, reply.reply_to_id, [reply.sender_id],
-                              cancel_current=False)
 
     def wait_idle(self, room_id: str | None = None, timeout: float = 10.0) -> bool:
         """Block until the room (or every room) has nothing running or queued."""
@@ -456,6 +452,30 @@ def continue_discussion(room: Room) -> list[Agent]:
                                       [a.id for a in agents][:CONTINUE_GRANT],
                                       handover_limit=CONTINUE_GRANT - 1)
     return agents
+
+
+class CannotRetry(DiscuxError):
+    status = 409
+    code = "cannot_retry"
+
+
+def retry_reply(room: Room, message_id: str) -> Agent:
+    """Ask the agent of an interrupted reply again, for the message it was answering."""
+    reply = db.session.scalar(
+        sa.select(Message).where(Message.id == message_id, Message.room_id == room.id))
+    if reply is None or reply.type != "agent":
+        raise CannotRetry("There is no agent reply with that id in this room.")
+    if reply.status != "interrupted":
+        raise CannotRetry("Only a reply that was interrupted can be retried.")
+    agent = next((a for a in room_agents(room.id) if a.id == reply.sender_id), None)
+    if agent is None:
+        raise CannotRetry(f"{reply.sender_name or 'This agent'} is no longer in the room.")
+    if reply.reply_to_id is None:
+        raise CannotRetry("The message this reply answered was deleted: ask the agent again.")
+    if turns.is_queued(room.id, agent.id, reply.reply_to_id):
+        raise CannotRetry(f"{agent.name} is already about to answer that message again.")
+    engine_for().start_generation(room.id, reply.reply_to_id, [agent.id], cancel_current=False)
+    return agent
 
 
 # Built once: it runs before a reply whose agent is at its limit.

@@ -12,6 +12,7 @@ finds a turn still `running` knows its owner died: that turn and its streaming r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterable
@@ -86,10 +87,8 @@ class RedisLease(Lease):
         return True
 
     def release(self) -> None:
-        try:
+        with contextlib.suppress(LockError, RedisError):  # lapsed already: nothing to give back
             self.lock.release()
-        except (LockError, RedisError):  # lapsed already: nothing to give back
-            pass
 
 
 class RedisLeases:
@@ -168,6 +167,15 @@ def queued_agent_ids(generation_id: str) -> set[str]:
     return set(db.session.scalars(
         sa.select(AgentTurn.agent_id).where(AgentTurn.generation_id == generation_id,
                                             AgentTurn.state == "queued")))
+
+
+def is_queued(room_id: str, agent_id: str, trigger_id: str) -> bool:
+    """Whether the agent has a turn not yet ended for that trigger."""
+    return db.session.scalar(
+        sa.select(AgentTurn.id).join(AgentGeneration)
+        .where(AgentTurn.room_id == room_id, AgentTurn.agent_id == agent_id,
+               AgentTurn.state.in_(OPEN_STATES), AgentGeneration.trigger_id == trigger_id)
+        .limit(1)) is not None
 
 
 def claim_next(room_id: str) -> Claimed | None:
