@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -396,15 +397,27 @@ def engine_for(app: Flask | None = None) -> Engine:
     return engine
 
 
+_apps: weakref.WeakSet[Flask] = weakref.WeakSet()
+
+
 def init_app(app: Flask) -> None:
-    """Start the app's engine with its first request: it settles what an earlier process left
-    (a reply cut off by a crash is marked interrupted) and runs the turns still queued."""
+    """Start the app's engine with its first request (or its worker's boot, start_engines): it
+    settles what an earlier process left (a reply cut off by a crash is marked interrupted) and
+    runs the turns still queued."""
+    _apps.add(app)
 
     def start_engine() -> None:
         if EXTENSION_KEY not in app.extensions:
             engine_for(app)
 
     app.before_request(start_engine)
+
+
+def start_engines() -> None:
+    """Start the engine of every app of this process (gunicorn calls it as a worker boots, so a
+    worker that has had no request yet still takes over rooms whose worker died)."""
+    for app in list(_apps):
+        engine_for(app)
 
 
 def publish_status(room_id: str, status: dict) -> None:

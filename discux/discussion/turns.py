@@ -157,7 +157,7 @@ def cancel_queued_replies(room_id: str, commit: bool = True) -> int:
         sa.update(AgentTurn)
         .where(AgentTurn.room_id == room_id, AgentTurn.state == "queued",
                AgentTurn.kind == "reply")
-        .values(state="cancelled", updated_at=utcnow()))
+        .values(state="cancelled", ended_at=utcnow()))
     if commit:
         db.session.commit()
     return result.rowcount
@@ -189,7 +189,7 @@ def claim_next(room_id: str) -> Claimed | None:
             return None
         taken = db.session.execute(
             sa.update(AgentTurn).where(AgentTurn.id == turn.id, AgentTurn.state == "queued")
-            .values(state="running", updated_at=utcnow())).rowcount
+            .values(state="running", started_at=utcnow())).rowcount
         generation = (db.session.get(AgentGeneration, turn.generation_id)
                       if turn.generation_id else None)
         db.session.commit()
@@ -202,7 +202,7 @@ def finish(claimed: Claimed, replies: int, handovers: int, planned: int) -> None
     """The turn ended (however it ended); its generation keeps the budget it used."""
     db.session.rollback()
     db.session.execute(sa.update(AgentTurn).where(AgentTurn.id == claimed.turn.id)
-                       .values(state="done", updated_at=utcnow()))
+                       .values(state="done", ended_at=utcnow()))
     if claimed.generation is not None:
         db.session.execute(
             sa.update(AgentGeneration).where(AgentGeneration.id == claimed.generation.id)
@@ -216,7 +216,7 @@ def settle_abandoned(room_id: str) -> list[Message]:
     db.session.rollback()
     abandoned = db.session.execute(
         sa.update(AgentTurn).where(AgentTurn.room_id == room_id, AgentTurn.state == "running")
-        .values(state="interrupted", updated_at=utcnow())).rowcount
+        .values(state="interrupted", ended_at=utcnow())).rowcount
     replies = list(db.session.scalars(
         sa.select(Message).where(Message.room_id == room_id, Message.type == "agent",
                                  Message.status == "streaming")))

@@ -53,4 +53,6 @@ class AgentTurn(db.Model):
     requested_by: Mapped[str | None] = mapped_column(sa.String(255))
     state: Mapped[str] = mapped_column(sa.String(16), default="queued", server_default="queued")
     created_at: Mapped[datetime | None] = mapped_column(TimestampMs, default=utcnow)
-    updated_at: Mapped[datetime | None] = mapped_column(TimestampMs, default=utcnow, onupdate=utcnow)
+    # When a worker took it (running) and when it ended (done, or cancelled/interrupted).
+    started_at: Mapped[datetime | None] = mapped_column(TimestampMs)
+    ended_at: Mapped[datetime | None] = mapped_column(TimestampMs)
