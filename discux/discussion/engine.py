@@ -345,7 +345,11 @@ class Engine:
                 runners = list(self.runners.values())
             for runner in runners:
                 lease = runner.lease
-                if lease is None or lease.renew():
+                try:
+                    if lease is None or lease.renew():
+                        continue
+                except Exception:  # the others' leases must still be renewed
+                    log.exception("Could not renew the lease of room %s", runner.room_id)
                     continue
                 log.warning("Room %s: the lease lapsed; its reply stops here", runner.room_id)
                 with runner.lock:

@@ -98,7 +98,9 @@ class RedisLeases:
         self.redis = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
 
     def take(self, room_id: str) -> Lease | None:
-        lock = self.redis.lock(LEASE_KEY.format(room_id=room_id), timeout=LEASE_SECONDS)
+        # Not thread-local: the engine's lease keeper renews what an agent thread took.
+        lock = self.redis.lock(LEASE_KEY.format(room_id=room_id), timeout=LEASE_SECONDS,
+                               thread_local=False)
         try:
             return RedisLease(lock) if lock.acquire(blocking=False) else None
         except RedisError as error:
