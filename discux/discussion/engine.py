@@ -254,7 +254,6 @@ class Engine:
                     with runner.lock:
                         runner.lease = lease
                     db.session().expire_on_commit = False
-                    turns.settle_abandoned(runner.room_id)
                     self._run_queue(runner)
             except Exception:  # the room stays queued: the next kick or poll takes it again
                 log.exception("Agent turns failed in room %s", runner.room_id)
@@ -298,6 +297,8 @@ class Engine:
             except Exception:  # one broken turn must not stop the room's queue
                 log.exception("Agent turn failed in room %s", runner.room_id)
                 db.session.rollback()
+                # Its reply, if it had one, would read "writing…" forever.
+                turns.settle_abandoned(runner.room_id)
             finally:
                 with runner.lock:
                     runner.generation = None

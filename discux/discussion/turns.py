@@ -181,19 +181,25 @@ def is_queued(room_id: str, agent_id: str, trigger_id: str) -> bool:
 
 
 def claim_next(room_id: str) -> Claimed | None:
-    """Mark the room's first queued turn running and return it (the caller holds the lease)."""
+    """Mark the room's first queued turn running and return it (the caller holds the lease).
+
+    A turn still `running` here lost its worker (this one holds the lease): it comes first in
+    the room's order, as turns start in order, and is settled (settle_abandoned) on the way."""
     while True:
         db.session.rollback()  # a fresh read: MariaDB would answer from the last snapshot
-        turn = db.session.scalar(
-            sa.select(AgentTurn).where(AgentTurn.room_id == room_id, AgentTurn.state == "queued")
-            .order_by(AgentTurn.id).limit(1))
-        if turn is None:
+        found = db.session.execute(
+            sa.select(AgentTurn, AgentGeneration).outerjoin(AgentGeneration)
+            .where(AgentTurn.room_id == room_id, AgentTurn.state.in_(OPEN_STATES))
+            .order_by(AgentTurn.id).limit(1)).first()
+        if found is None:
             return None
+        turn, generation = found
+        if turn.state == "running":
+            settle_abandoned(room_id)
+            continue
         taken = db.session.execute(
             sa.update(AgentTurn).where(AgentTurn.id == turn.id, AgentTurn.state == "queued")
             .values(state="running", started_at=utcnow())).rowcount
-        generation = (db.session.get(AgentGeneration, turn.generation_id)
-                      if turn.generation_id else None)
         db.session.commit()
         if taken:  # else Stop cancelled it between the two statements: take the next
             turn.state = "running"
@@ -203,7 +209,8 @@ def claim_next(room_id: str) -> Claimed | None:
 def finish(claimed: Claimed, replies: int, handovers: int, planned: int) -> None:
     """The turn ended (however it ended); its generation keeps the budget it used."""
     db.session.rollback()
-    db.session.execute(sa.update(AgentTurn).where(AgentTurn.id == claimed.turn.id)
+    db.session.execute(sa.update(AgentTurn)
+                       .where(AgentTurn.id == claimed.turn.id, AgentTurn.state == "running")
                        .values(state="done", ended_at=utcnow()))
     if claimed.generation is not None:
         db.session.execute(
