@@ -172,21 +172,46 @@ class Engine:
     def start_generation(self, room_id: str, trigger_id: str, agent_ids: list[str],
                          handover_limit: int = MAX_HANDOVERS, cancel_current: bool = True) -> None:
         runner = self.runner(room_id)
+        first, lease = None, None
         if agent_ids:
             with runner.lock:
                 runner.waiting = agent_ids[MAX_REPLIES:]
-            turns.queue_generation(room_id, trigger_id, agent_ids[:MAX_REPLIES],
-                                   handover_limit=handover_limit, reply_limit=MAX_REPLIES,
-                                   cancel_queued=cancel_current)
+                # Nothing runs the room here: take its lease now, so the first turn is stored
+                # already running and goes straight to an agent thread.
+                lease = None if runner.active else self.leases.take(room_id)
+                if lease is not None:
+                    runner.active = True
+                    runner.idle.clear()
+            try:
+                first = turns.queue_generation(
+                    room_id, trigger_id, agent_ids[:MAX_REPLIES], handover_limit=handover_limit,
+                    reply_limit=MAX_REPLIES, cancel_queued=cancel_current,
+                    start_first=lease is not None)
+            except BaseException:
+                if lease is not None:
+                    self._hand_back(runner, lease)
+                raise
         elif cancel_current:
             turns.cancel_queued_replies(room_id)
+        if first is not None:
+            turn = turn_of(first)
+            with runner.lock:  # before any Stop can look for it
+                runner.generation = turn.generation
         if cancel_current:
             # The reply running now (on this worker or another) is older: it stops, and its
             # worker, still holding the room's lease, goes on with this generation.
             self.hub.publish({"type": CANCEL_EVENT, "room_id": room_id, "html": None,
                               "data": {"before": trigger_id}})
-        if agent_ids:
+        if lease is not None:
+            self.pool.submit(self._drain, runner, lease, first)
+        elif agent_ids:
             self.kick(room_id)
+
+    def _hand_back(self, runner: RoomRunner, lease: turns.Lease) -> None:
+        lease.release()
+        with runner.lock:
+            runner.active = False
+            runner.idle.set()
 
     def cancel(self, room_id: str) -> None:
         """Stop the room's agents on whichever worker runs them; that worker says so."""
@@ -245,16 +270,17 @@ class Engine:
         self.pool.submit(self._drain, runner)
 
     # ---- the worker side ----
-    def _drain(self, runner: RoomRunner) -> None:
+    def _drain(self, runner: RoomRunner, lease: turns.Lease | None = None,
+               first: turns.Claimed | None = None) -> None:
         again = False
-        lease = self.leases.take(runner.room_id)
+        lease = lease or self.leases.take(runner.room_id)
         with self.app.app_context():
             try:
                 if lease is not None:
                     with runner.lock:
                         runner.lease = lease
                     db.session().expire_on_commit = False
-                    self._run_queue(runner)
+                    self._run_queue(runner, first)
             except Exception:  # the room stays queued: the next kick or poll takes it again
                 log.exception("Agent turns failed in room %s", runner.room_id)
             finally:
@@ -278,15 +304,22 @@ class Engine:
         else:
             runner.idle.set()
 
-    def _run_queue(self, runner: RoomRunner) -> None:
+    def _run_queue(self, runner: RoomRunner, first: turns.Claimed | None = None) -> None:
+        """Run the room's turns in order while this process holds its lease; `first` was
+        claimed already (start_generation)."""
         while not self.stopping.is_set():
             with runner.lock:  # a cancel event sees the claimed turn's generation, or none
                 if runner.lease is None:
                     return
-                claimed = turns.claim_next(runner.room_id)
-                if claimed is None:
-                    return
-                turn = turn_of(claimed)
+                if first is not None:
+                    claimed, first = first, None
+                    turn = Turn("reply", runner.generation or turn_of(claimed).generation,
+                                agent_id=claimed.agent_id)
+                else:
+                    claimed = turns.claim_next(runner.room_id)
+                    if claimed is None:
+                        return
+                    turn = turn_of(claimed)
                 runner.generation = turn.generation if turn.kind == "reply" else None
             generation = turn.generation
             try:
@@ -314,7 +347,7 @@ class Engine:
         generation = turn.generation
         if not handed_to or generation.cancel.is_set():
             return
-        queued = turns.queued_agent_ids(claimed.generation.id)
+        queued = turns.queued_agent_ids(claimed.generation_id)
         wanted = [a for a in handed_to if a.id not in queued]
         granted = []
         for agent in wanted:
@@ -323,8 +356,7 @@ class Engine:
                 break
             generation.handovers += 1
             granted.append(agent)
-        turns.queue_handovers(claimed.generation, [a.id for a in granted],
-                              handed_over_by=turn.agent_id)
+        turns.queue_handovers(claimed, [a.id for a in granted])
         generation.planned += len(granted)
         refused = wanted[len(granted):]
         with runner.lock:
@@ -377,14 +409,14 @@ class Engine:
 
 def turn_of(claimed: turns.Claimed) -> Turn:
     """The running copy of a claimed turn, with its generation's budget so far."""
-    row, stored = claimed.turn, claimed.generation
-    if stored is None:
-        return Turn(row.kind, Generation(trigger_id="summary"), requested_by=row.requested_by)
-    generation = Generation(trigger_id=stored.trigger_id, replies=stored.replies,
-                            handovers=stored.handovers, handover_limit=stored.handover_limit,
-                            reply_limit=stored.reply_limit, planned=stored.planned)
-    return Turn(row.kind, generation, agent_id=row.agent_id, handed_over_by=row.handed_over_by,
-                requested_by=row.requested_by)
+    if claimed.generation_id is None:
+        return Turn(claimed.kind, Generation(trigger_id="summary"),
+                    requested_by=claimed.requested_by)
+    generation = Generation(trigger_id=claimed.trigger_id, replies=claimed.replies,
+                            handovers=claimed.handovers, handover_limit=claimed.handover_limit,
+                            reply_limit=claimed.reply_limit, planned=claimed.planned)
+    return Turn(claimed.kind, generation, agent_id=claimed.agent_id,
+                handed_over_by=claimed.handed_over_by, requested_by=claimed.requested_by)
 
 
 _engine_lock = threading.Lock()

@@ -118,27 +118,62 @@ def leases_for(app) -> LocalLeases | RedisLeases:
 # ---- the queue ----
 @dataclass
 class Claimed:
-    """A turn taken from the queue, with its generation's row (None for a summary)."""
+    """A turn taken from the queue (now `running`), with its generation's budget so far; plain
+    values, so another thread may run it."""
 
-    turn: AgentTurn
-    generation: AgentGeneration | None
+    turn_id: int
+    room_id: str
+    kind: str
+    agent_id: str | None = None
+    handed_over_by: str | None = None
+    requested_by: str | None = None
+    generation_id: str | None = None
+    trigger_id: str | None = None
+    replies: int = 0
+    handovers: int = 0
+    handover_limit: int = 0
+    reply_limit: int = 0
+    planned: int = 0
+
+    @classmethod
+    def of(cls, turn: AgentTurn, generation: AgentGeneration | None) -> Claimed:
+        claimed = cls(turn.id, turn.room_id, turn.kind, turn.agent_id, turn.handed_over_by,
+                      turn.requested_by)
+        if generation is not None:
+            claimed.generation_id, claimed.trigger_id = generation.id, generation.trigger_id
+            claimed.replies, claimed.handovers = generation.replies, generation.handovers
+            claimed.handover_limit, claimed.reply_limit = (generation.handover_limit,
+                                                           generation.reply_limit)
+            claimed.planned = generation.planned
+        return claimed
 
 
 def queue_generation(room_id: str, trigger_id: str, agent_ids: Iterable[str], *,
-                     handover_limit: int, reply_limit: int, cancel_queued: bool) -> None:
+                     handover_limit: int, reply_limit: int, cancel_queued: bool,
+                     start_first: bool = False) -> Claimed | None:
     """Store a generation and its agents' turns, in order; with `cancel_queued`, the room's
-    queued replies are cancelled in the same transaction."""
+    queued replies are cancelled in the same transaction.
+
+    With `start_first` (the caller holds the room's lease), the first turn is stored already
+    running when nothing is ahead of it, and returned: one commit instead of two before the
+    model is asked."""
     if cancel_queued:
         cancel_queued_replies(room_id, commit=False)
     agent_ids = list(agent_ids)
     generation = AgentGeneration(room_id=room_id, trigger_id=trigger_id, planned=len(agent_ids),
                                  handover_limit=handover_limit, reply_limit=reply_limit,
                                  replies=0, handovers=0)
-    db.session.add(generation)
+    rows = [AgentTurn(room_id=room_id, generation=generation, kind="reply", agent_id=agent_id,
+                      state="queued") for agent_id in agent_ids]
+    if start_first and rows and not has_open_turns(room_id, fresh=False):
+        rows[0].state, rows[0].started_at = "running", utcnow()
+    else:
+        start_first = False
+    db.session.add_all(rows)
     db.session.flush()
-    db.session.add_all(AgentTurn(room_id=room_id, generation_id=generation.id, kind="reply",
-                                 agent_id=agent_id) for agent_id in agent_ids)
+    claimed = Claimed.of(rows[0], generation) if start_first else None
     db.session.commit()
+    return claimed
 
 
 def queue_summary(room_id: str, requested_by: str | None) -> None:
@@ -146,10 +181,10 @@ def queue_summary(room_id: str, requested_by: str | None) -> None:
     db.session.commit()
 
 
-def queue_handovers(generation: AgentGeneration, agent_ids: list[str],
-                    handed_over_by: str | None) -> None:
-    db.session.add_all(AgentTurn(room_id=generation.room_id, generation_id=generation.id,
-                                 kind="reply", agent_id=agent_id, handed_over_by=handed_over_by)
+def queue_handovers(claimed: Claimed, agent_ids: list[str]) -> None:
+    db.session.add_all(AgentTurn(room_id=claimed.room_id, generation_id=claimed.generation_id,
+                                 kind="reply", agent_id=agent_id,
+                                 handed_over_by=claimed.agent_id)
                        for agent_id in agent_ids)
 
 
@@ -197,24 +232,24 @@ def claim_next(room_id: str) -> Claimed | None:
         if turn.state == "running":
             settle_abandoned(room_id)
             continue
+        claimed = Claimed.of(turn, generation)
         taken = db.session.execute(
             sa.update(AgentTurn).where(AgentTurn.id == turn.id, AgentTurn.state == "queued")
             .values(state="running", started_at=utcnow())).rowcount
         db.session.commit()
         if taken:  # else Stop cancelled it between the two statements: take the next
-            turn.state = "running"
-            return Claimed(turn, generation)
+            return claimed
 
 
 def finish(claimed: Claimed, replies: int, handovers: int, planned: int) -> None:
     """The turn ended (however it ended); its generation keeps the budget it used."""
     db.session.rollback()
     db.session.execute(sa.update(AgentTurn)
-                       .where(AgentTurn.id == claimed.turn.id, AgentTurn.state == "running")
+                       .where(AgentTurn.id == claimed.turn_id, AgentTurn.state == "running")
                        .values(state="done", ended_at=utcnow()))
-    if claimed.generation is not None:
+    if claimed.generation_id is not None:
         db.session.execute(
-            sa.update(AgentGeneration).where(AgentGeneration.id == claimed.generation.id)
+            sa.update(AgentGeneration).where(AgentGeneration.id == claimed.generation_id)
             .values(replies=replies, handovers=handovers, planned=planned))
     db.session.commit()
 
@@ -250,11 +285,15 @@ def rooms_with_open_turns() -> list[str]:
     return rooms
 
 
-def has_open_turns(room_id: str | None = None) -> bool:
-    db.session.rollback()
+def has_open_turns(room_id: str | None = None, fresh: bool = True) -> bool:
+    """Whether the room (or any room) has turns queued or running; `fresh` reads in a
+    transaction of its own."""
+    if fresh:
+        db.session.rollback()
     query = sa.select(AgentTurn.id).where(AgentTurn.state.in_(OPEN_STATES)).limit(1)
     if room_id is not None:
         query = query.where(AgentTurn.room_id == room_id)
     found = db.session.scalar(query) is not None
-    db.session.rollback()
+    if fresh:
+        db.session.rollback()
     return found
