@@ -228,7 +228,8 @@ def test_a_killed_workers_reply_is_interrupted_and_the_next_agent_answers_elsewh
         assert scout.content == "Scout here, all good."
         assert answered_by[1] not in (None, streaming)
         assert len(fake.requests) == 2 and len(place.replies()) == 2  # nothing asked twice
-        assert [t.state for t in place.turns()] == ["interrupted", "done"]
+        wait_until(lambda: [t.state for t in place.turns()] == ["interrupted", "done"], 10,
+                   "the turns' states")
         page = requests.get(f"{hosts[1].base_url}/rooms/{place.room_id}",
                             cookies={"discux_session": place.token}, timeout=10).text
         assert ">interrupted</span>" in page and f"/messages/{nova.id}/retry" in page

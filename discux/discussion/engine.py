@@ -173,6 +173,8 @@ class Engine:
                          handover_limit: int = MAX_HANDOVERS, cancel_current: bool = True) -> None:
         runner = self.runner(room_id)
         first, lease = None, None
+        if cancel_current:
+            self._cancel_here(runner, before=trigger_id)
         if agent_ids:
             with runner.lock:
                 runner.waiting = agent_ids[MAX_REPLIES:]
@@ -216,8 +218,22 @@ class Engine:
     def cancel(self, room_id: str) -> None:
         """Stop the room's agents on whichever worker runs them; that worker says so."""
         turns.cancel_queued_replies(room_id)
+        if self._cancel_here(self.runner(room_id)):
+            publish_status(room_id, {"state": "stopped"})
         self.hub.publish({"type": CANCEL_EVENT, "room_id": room_id, "html": None,
                           "data": {"announce": True}})
+
+    def _cancel_here(self, runner: RoomRunner, before: str | None = None) -> bool:
+        """Cancel the reply this process runs in the room (if older than `before`): at once,
+        without waiting for the event to come back through the broker. True if one was."""
+        with runner.lock:
+            generation = runner.generation
+            if generation is None or generation.cancel.is_set():
+                return False
+            if before and generation.trigger_id >= before:
+                return False
+            generation.cancel.set()
+            return True
 
     def _on_cancel_event(self, event: dict) -> None:
         """Cancel the reply this process runs in the room if it is older than `before`."""
@@ -226,15 +242,7 @@ class Engine:
             runner = self.runners.get(event.get("room_id", ""))
         if runner is None:
             return
-        before = data.get("before")
-        with runner.lock:
-            generation = runner.generation
-            if generation is None or generation.cancel.is_set():
-                return
-            if before and generation.trigger_id >= before:
-                return
-            generation.cancel.set()
-        if data.get("announce"):
+        if self._cancel_here(runner, data.get("before")) and data.get("announce"):
             with self.app.app_context():
                 publish_status(runner.room_id, {"state": "stopped"})
 
