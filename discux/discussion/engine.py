@@ -292,12 +292,12 @@ class Engine:
             except Exception:  # the room stays queued: the next kick or poll takes it again
                 log.exception("Agent turns failed in room %s", runner.room_id)
             finally:
-                if lease is not None:
-                    with runner.lock:
-                        runner.lease = None
-                    lease.release()
                 with runner.lock:
-                    runner.active = False
+                    # Unless _run_queue let go already (then a newer drain may own the room).
+                    if lease is None or not lease.released:
+                        if lease is not None:
+                            lease.release()
+                        runner.lease, runner.active = None, False
                 # A post that found the lease taken just before it was released left its turn
                 # to this drain: look once more, now that anyone may take the lease.
                 try:
@@ -306,11 +306,15 @@ class Engine:
                     log.exception("Could not read the turns of room %s", runner.room_id)
                 db.session.remove()
                 if lease is not None:
-                    publish_status(runner.room_id, {"state": "idle"})
+                    with runner.lock:  # not over a newer drain's "answering"
+                        if not runner.active:
+                            publish_status(runner.room_id, {"state": "idle"})
         if again and not self.stopping.is_set():
             self.kick(runner.room_id)
         else:
-            runner.idle.set()
+            with runner.lock:
+                if not runner.active:
+                    runner.idle.set()
 
     def _run_queue(self, runner: RoomRunner, first: turns.Claimed | None = None) -> None:
         """Run the room's turns in order while this process holds its lease; `first` was
@@ -326,6 +330,11 @@ class Engine:
                 else:
                     claimed = turns.claim_next(runner.room_id)
                     if claimed is None:
+                        # Let go at once, still under the runner's lock: a post from now on
+                        # takes the lease itself and starts its turn without waiting for this
+                        # drain to wind down.
+                        runner.lease.release()
+                        runner.lease, runner.active = None, False
                         return
                     turn = turn_of(claimed)
                 runner.generation = turn.generation if turn.kind == "reply" else None

@@ -41,11 +41,19 @@ OPEN_STATES = ("queued", "running")
 class Lease:
     """The right to run one room's turns, until released (or, on Redis, until it expires)."""
 
+    released = False
+
     def renew(self) -> bool:
         """Keep the lease; False when it was lost (the turn must stop)."""
         return True
 
     def release(self) -> None:
+        """Give the lease back (once; later calls do nothing)."""
+        if not self.released:
+            self.released = True
+            self._give_back()
+
+    def _give_back(self) -> None:
         raise NotImplementedError
 
 
@@ -53,7 +61,7 @@ class LocalLease(Lease):
     def __init__(self, lock: threading.Lock):
         self.lock = lock
 
-    def release(self) -> None:
+    def _give_back(self) -> None:
         self.lock.release()
 
 
@@ -86,7 +94,7 @@ class RedisLease(Lease):
             log.warning("Could not renew a room lease in Redis (%s)", error)
         return True
 
-    def release(self) -> None:
+    def _give_back(self) -> None:
         with contextlib.suppress(LockError, RedisError):  # lapsed already: nothing to give back
             self.lock.release()
 
