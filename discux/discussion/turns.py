@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from redis.exceptions import LockError, RedisError
 
 from discux.extensions import db
-from discux.ids import utcnow
+from discux.ids import new_id, utcnow
 from discux.messages.service import publish_message_completed, render_markdown
 from discux.models import AgentGeneration, AgentTurn, Message
 
@@ -156,6 +156,21 @@ class Claimed:
         return claimed
 
 
+# Core statements on the tables, built once: a post runs them before its agent is asked, and
+# the ORM's unit of work would cost more than the SQL.
+TURNS = AgentTurn.__table__
+CANCEL_QUEUED_REPLIES = (
+    sa.update(TURNS)
+    .where(TURNS.c.room_id == sa.bindparam("room"), TURNS.c.state == "queued",
+           TURNS.c.kind == "reply")
+    .values(state="cancelled", ended_at=sa.bindparam("now")))
+OPEN_TURN_OF_ROOM = (
+    sa.select(TURNS.c.id)
+    .where(TURNS.c.room_id == sa.bindparam("room"), TURNS.c.state.in_(OPEN_STATES)).limit(1))
+INSERT_GENERATION = sa.insert(AgentGeneration.__table__)
+INSERT_TURN = sa.insert(TURNS)
+
+
 def queue_generation(room_id: str, trigger_id: str, agent_ids: Iterable[str], *,
                      handover_limit: int, reply_limit: int, cancel_queued: bool,
                      start_first: bool = False) -> Claimed | None:
@@ -165,21 +180,32 @@ def queue_generation(room_id: str, trigger_id: str, agent_ids: Iterable[str], *,
     With `start_first` (the caller holds the room's lease), the first turn is stored already
     running when nothing is ahead of it, and returned: one commit instead of two before the
     model is asked."""
+    now = utcnow()
     if cancel_queued:
-        cancel_queued_replies(room_id, commit=False)
+        db.session.execute(CANCEL_QUEUED_REPLIES, {"room": room_id, "now": now})
     agent_ids = list(agent_ids)
-    generation = AgentGeneration(room_id=room_id, trigger_id=trigger_id, planned=len(agent_ids),
-                                 handover_limit=handover_limit, reply_limit=reply_limit,
-                                 replies=0, handovers=0)
-    rows = [AgentTurn(room_id=room_id, generation=generation, kind="reply", agent_id=agent_id,
-                      state="queued") for agent_id in agent_ids]
-    if start_first and rows and not has_open_turns(room_id, fresh=False):
-        rows[0].state, rows[0].started_at = "running", utcnow()
-    else:
-        start_first = False
-    db.session.add_all(rows)
-    db.session.flush()
-    claimed = Claimed.of(rows[0], generation) if start_first else None
+    start_first = start_first and bool(agent_ids) and db.session.scalar(
+        OPEN_TURN_OF_ROOM, {"room": room_id}) is None
+    generation_id = new_id()
+    db.session.execute(INSERT_GENERATION, {
+        "id": generation_id, "room_id": room_id, "trigger_id": trigger_id, "replies": 0,
+        "handovers": 0, "handover_limit": handover_limit, "reply_limit": reply_limit,
+        "planned": len(agent_ids), "created_at": now})
+    rows = [{"room_id": room_id, "generation_id": generation_id, "kind": "reply",
+             "agent_id": agent_id, "handed_over_by": None, "requested_by": None,
+             "state": "queued", "created_at": now, "started_at": None}
+            for agent_id in agent_ids]
+    claimed = None
+    if start_first:
+        first = rows.pop(0)
+        first.update(state="running", started_at=now)
+        turn_id = db.session.execute(INSERT_TURN, first).inserted_primary_key[0]
+        claimed = Claimed(turn_id, room_id, "reply", agent_id=first["agent_id"],
+                          generation_id=generation_id, trigger_id=trigger_id,
+                          handover_limit=handover_limit, reply_limit=reply_limit,
+                          planned=len(agent_ids))
+    if rows:
+        db.session.execute(INSERT_TURN, rows)  # one executemany, in order
     db.session.commit()
     return claimed
 
@@ -198,11 +224,7 @@ def queue_handovers(claimed: Claimed, agent_ids: list[str]) -> None:
 
 def cancel_queued_replies(room_id: str, commit: bool = True) -> int:
     """Cancel the room's replies that have not started (summaries still run)."""
-    result = db.session.execute(
-        sa.update(AgentTurn)
-        .where(AgentTurn.room_id == room_id, AgentTurn.state == "queued",
-               AgentTurn.kind == "reply")
-        .values(state="cancelled", ended_at=utcnow()))
+    result = db.session.execute(CANCEL_QUEUED_REPLIES, {"room": room_id, "now": utcnow()})
     if commit:
         db.session.commit()
     return result.rowcount
@@ -252,12 +274,13 @@ def claim_next(room_id: str) -> Claimed | None:
 def finish(claimed: Claimed, replies: int, handovers: int, planned: int) -> None:
     """The turn ended (however it ended); its generation keeps the budget it used."""
     db.session.rollback()
-    db.session.execute(sa.update(AgentTurn)
-                       .where(AgentTurn.id == claimed.turn_id, AgentTurn.state == "running")
+    db.session.execute(sa.update(TURNS).where(TURNS.c.id == claimed.turn_id,
+                                              TURNS.c.state == "running")
                        .values(state="done", ended_at=utcnow()))
     if claimed.generation_id is not None:
+        generations = AgentGeneration.__table__
         db.session.execute(
-            sa.update(AgentGeneration).where(AgentGeneration.id == claimed.generation_id)
+            sa.update(generations).where(generations.c.id == claimed.generation_id)
             .values(replies=replies, handovers=handovers, planned=planned))
     db.session.commit()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from discux.extensions import db
 from discux.ids import new_id, utcnow
@@ -48,7 +48,6 @@ class AgentTurn(db.Model):
     generation_id: Mapped[str | None] = mapped_column(
         sa.String(36), sa.ForeignKey("agent_generations.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(sa.String(16))
-    generation: Mapped[AgentGeneration | None] = relationship()
     agent_id: Mapped[str | None] = mapped_column(sa.String(36))
     handed_over_by: Mapped[str | None] = mapped_column(sa.String(36))
     requested_by: Mapped[str | None] = mapped_column(sa.String(255))
