@@ -5,7 +5,8 @@ turn, each seeing the replies before it. A reply that @mentions another room age
 turn over (at most MAX_HANDOVERS times, MAX_REPLIES replies per user message). A newer user
 message, or Stop, cancels the generation: queued turns are dropped and a reply being streamed
 stops where it is (kept, marked "stopped"). Rooms run in a bounded thread pool; turns of one
-room never overlap, so two agents never interleave rows.
+room never overlap, so two agents never interleave rows. The turns themselves are stored, and
+only the holder of the room's lease runs them (discux.discussion.turns).
 """
 
 from __future__ import annotations
