@@ -43,7 +43,11 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or (
 
 
 def post_worker_init(worker):
-    """On SIGTERM, close this worker's sockets with 1012 (restart) before the graceful wait."""
+    """Start the agents' turn queue as the worker boots (it takes over rooms whose worker died);
+    on SIGTERM, close this worker's sockets with 1012 (restart) before the graceful wait."""
+    from discux.discussion.engine import start_engines
+
+    start_engines()
     stop_worker = worker.handle_exit
 
     def handle_exit(sig, frame):

@@ -14,7 +14,10 @@ what Discux adds between "the message is stored and visible" and "the first toke
 request, the reply row, the fan-out). The post request itself (validate, store, render) is
 SPEC §11.2's figure; it is shown here too, from the HTTP POST being sent.
 
-    python -m bench.agent_overhead [--replies 200] [--engine sqlite|mariadb] [--quick]
+    python -m bench.agent_overhead [--replies 200] [--engine sqlite|mariadb] [--redis] [--quick]
+
+With --redis the server runs as it does with several workers: a redis-server of the bench's own
+(on a free port) carries the events and the rooms' turn leases.
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ def main(argv=None) -> int:
     parser.add_argument("--replies", type=int, default=200)
     parser.add_argument("--engine", choices=["sqlite", "mariadb"], default="sqlite")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--redis", action="store_true",
+                        help="coordinate through a redis-server of the bench's own")
     args = parser.parse_args(argv)
     replies = 15 if args.quick else args.replies
 
@@ -72,14 +77,19 @@ def main(argv=None) -> int:
 
     from discux.extensions import db
     from tests.support import chat_factories
+    from tests.support.redis_server import PrivateRedis
+
+    redis_server = PrivateRedis().start() if args.redis else None
+    redis_env = {"DISCUX_REDIS_URL": redis_server.url} if redis_server else {}
 
     fake = common.spawn([common.PYTHON, "-m", "tests.support.fake_llm", "--text", REPLY],
                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     fake_url = fake.stdout.readline().strip()
     url = common.fresh_database(args.engine)
-    engine = common.engine_name(url)
+    engine = common.engine_name(url) + (" + Redis" if args.redis else "")
     common.header("agent_overhead", engine=engine, replies=replies,
-                  server="gunicorn gthread, 1 worker, 16 threads; FakeLLM in its own process",
+                  server="gunicorn gthread, 1 worker, 16 threads; FakeLLM in its own process"
+                  + ("; Redis (events, turn leases)" if redis_server else ""),
                   load=load_average())
     app = common.make_app(url, migrate=True)
     (poster_id, poster_token), (listener_id, listener_token) = common.people(app, 2)
@@ -100,7 +110,7 @@ def main(argv=None) -> int:
     port = common.free_port()
     server = common.gunicorn("bench.wsgi:app", port, threads=16, env_extra=common.server_env(
         url, DISCUX_LLM_BASE_URL=fake_url, DISCUX_LLM_MODEL="fake-small",
-        DISCUX_LLM_API_KEY="bench"))
+        DISCUX_LLM_API_KEY="bench", **redis_env))
     base = f"http://127.0.0.1:{port}"
     http = requests.Session()
     http.cookies.set("discux_session", poster_token)
@@ -182,6 +192,8 @@ def main(argv=None) -> int:
     ws.close()
     common.stop(server)
     common.stop(fake)
+    if redis_server:
+        redis_server.stop()
     print(f"   load average at the end: {load_average()}")
 
     rows = []

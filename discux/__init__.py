@@ -67,12 +67,14 @@ def create_app(config: dict | None = None) -> Flask:
 
     from discux.auth.providers import register_providers
     from discux.auth.sessions import init_sessions
+    from discux.discussion.engine import init_app as init_engine
     from discux.text_input import init_text_input
 
     init_sessions(app)
     register_providers(app)
     _register_blueprints(app)
     init_text_input(app)
+    init_engine(app)
 
     from discux.errors import register_error_handlers
 

@@ -162,6 +162,9 @@ def make_app(migrated_database: str):
 
     yield _make
     for app in apps:
+        engine = app.extensions.get("discux.discussion")
+        if engine is not None:  # no poll of this app may take a later test's turns
+            engine.close()
         with app.app_context():
             db.engine.dispose()
 

@@ -5,7 +5,8 @@ turn, each seeing the replies before it. A reply that @mentions another room age
 turn over (at most MAX_HANDOVERS times, MAX_REPLIES replies per user message). A newer user
 message, or Stop, cancels the generation: queued turns are dropped and a reply being streamed
 stops where it is (kept, marked "stopped"). Rooms run in a bounded thread pool; turns of one
-room never overlap, so two agents never interleave rows.
+room never overlap, so two agents never interleave rows. The turns themselves are stored, and
+only the holder of the room's lease runs them (discux.discussion.turns).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,8 +25,10 @@ import sqlalchemy as sa
 from flask import Flask, current_app, render_template
 
 from discux.agents.styles import style_for
+from discux.discussion import turns
 from discux.discussion.context import TurnAgent, build_prompt, estimate_tokens, read_turn
 from discux.discussion.summaries import SummaryClock, maybe_auto_summarize, summarize_room
+from discux.errors import DiscuxError
 from discux.extensions import db
 from discux.ids import new_id, utcnow
 from discux.llm.base import Delta, LLMError, mean_probability
@@ -65,7 +68,10 @@ CANCEL_EVENT = "discussion.cancel"
 
 @dataclass
 class Generation:
-    """The work one user message set off, with its budget and its cancel switch."""
+    """The work one user message set off, with its budget and its cancel switch.
+
+    Stored as an AgentGeneration row; this is the running turn's copy, with the switch that
+    Stop (or a newer message) flips on the worker running it."""
 
     trigger_id: str
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -86,14 +92,14 @@ class Turn:
 
 
 class RoomRunner:
-    """The queue of one room: turns run one after another, never two at once."""
+    """What this process knows of one room: the turn it runs now, if it holds the lease."""
 
     def __init__(self, room_id: str):
         self.room_id = room_id
         self.lock = threading.Lock()
-        self.queue: deque[Turn] = deque()
-        self.generation: Generation | None = None
-        self.active = False
+        self.generation: Generation | None = None  # of the reply running here now
+        self.active = False  # a drain of this room is queued or running in this process
+        self.lease: turns.Lease | None = None
         # Agents asked to answer after the budget ran out: "Continue" lets them.
         self.waiting: list[str] = []
         self.idle = threading.Event()
@@ -125,7 +131,7 @@ class RequestThreads:
 
 
 class Engine:
-    """One per app: the room runners and the worker pool they share."""
+    """One per app: runs the rooms whose lease this process takes, from the stored queue."""
 
     def __init__(self, app: Flask):
         self.app = app
@@ -136,6 +142,10 @@ class Engine:
         self.summary_clock = SummaryClock()
         self.runners: dict[str, RoomRunner] = {}
         self.lock = threading.Lock()
+        self.leases = turns.leases_for(app)
+        self.shared = isinstance(self.leases, turns.RedisLeases)
+        self.stopping = threading.Event()
+        self.started = False
         self.hub = hub_for(app)
         self.hub.control_handlers[CANCEL_EVENT] = self._on_cancel_event
 
@@ -145,107 +155,212 @@ class Engine:
                 self.runners[room_id] = RoomRunner(room_id)
             return self.runners[room_id]
 
+    def start(self) -> None:
+        """Pick up what an earlier process left: at once, then (with Redis) every POLL_SECONDS,
+        with the leases this process holds renewed all along."""
+        if self.started:
+            return
+        with self.lock:
+            if self.started:
+                return
+            self.started = True
+        threading.Thread(target=self._keep_leases, name="discux-turn-leases",
+                         daemon=True).start()
+        threading.Thread(target=self._poll, name="discux-turn-poll", daemon=True).start()
+
+    def close(self) -> None:
+        """Stop polling and renewing (tests end an app's engine with it)."""
+        self.stopping.set()
+
     # ---- entry points (called on request threads) ----
     def start_generation(self, room_id: str, trigger_id: str, agent_ids: list[str],
                          handover_limit: int = MAX_HANDOVERS, cancel_current: bool = True) -> None:
         runner = self.runner(room_id)
-        with runner.lock:
-            if cancel_current:
-                self._cancel_locked(runner)
-            if agent_ids:
-                runner.waiting = agent_ids[MAX_REPLIES:]
-                agent_ids = agent_ids[:MAX_REPLIES]
-                generation = Generation(trigger_id=trigger_id, handover_limit=handover_limit,
-                                        planned=len(agent_ids))
-                runner.generation = generation
-                runner.queue.extend(Turn("reply", generation, agent_id=a) for a in agent_ids)
-                self._ensure_running_locked(runner)
+        first, lease = None, None
         if cancel_current:
-            # Other workers may be running this room's older generation: tell them too, once
-            # this worker's turn is on its way (its own newer generation ignores the event).
+            self._cancel_here(runner, before=trigger_id)
+        if agent_ids:
+            with runner.lock:
+                runner.waiting = agent_ids[MAX_REPLIES:]
+                # Nothing runs the room here: take its lease now, so the first turn is stored
+                # already running and goes straight to an agent thread.
+                lease = None if runner.active else self.leases.take(room_id)
+                if lease is not None:
+                    runner.active = True
+                    runner.idle.clear()
+            try:
+                first = turns.queue_generation(
+                    room_id, trigger_id, agent_ids[:MAX_REPLIES], handover_limit=handover_limit,
+                    reply_limit=MAX_REPLIES, cancel_queued=cancel_current,
+                    start_first=lease is not None)
+            except BaseException:
+                if lease is not None:
+                    self._hand_back(runner, lease)
+                raise
+        elif cancel_current:
+            turns.cancel_queued_replies(room_id)
+        if first is not None:
+            turn = turn_of(first)
+            with runner.lock:  # before any Stop can look for it
+                runner.generation = turn.generation
+        if cancel_current:
+            # The reply running now (on this worker or another) is older: it stops, and its
+            # worker, still holding the room's lease, goes on with this generation.
             self.hub.publish({"type": CANCEL_EVENT, "room_id": room_id, "html": None,
                               "data": {"before": trigger_id}})
+        if lease is not None:
+            self.pool.submit(self._drain, runner, lease, first)
+        elif agent_ids:
+            self.kick(room_id)
+
+    def _hand_back(self, runner: RoomRunner, lease: turns.Lease) -> None:
+        lease.release()
+        with runner.lock:
+            runner.active = False
+            runner.idle.set()
 
     def cancel(self, room_id: str) -> None:
         """Stop the room's agents on whichever worker runs them; that worker says so."""
+        turns.cancel_queued_replies(room_id)
+        if self._cancel_here(self.runner(room_id)):
+            publish_status(room_id, {"state": "stopped"})
         self.hub.publish({"type": CANCEL_EVENT, "room_id": room_id, "html": None,
                           "data": {"announce": True}})
 
+    def _cancel_here(self, runner: RoomRunner, before: str | None = None) -> bool:
+        """Cancel the reply this process runs in the room (if older than `before`): at once,
+        without waiting for the event to come back through the broker. True if one was."""
+        with runner.lock:
+            generation = runner.generation
+            if generation is None or generation.cancel.is_set():
+                return False
+            if before and generation.trigger_id >= before:
+                return False
+            generation.cancel.set()
+            return True
+
     def _on_cancel_event(self, event: dict) -> None:
-        """Cancel this process's generation of the room if it is older than `before`."""
+        """Cancel the reply this process runs in the room if it is older than `before`."""
         data = event.get("data") or {}
         with self.lock:
             runner = self.runners.get(event.get("room_id", ""))
         if runner is None:
             return
-        before = data.get("before")
-        with runner.lock:
-            generation = runner.generation
-            if generation is None or generation.cancel.is_set():
-                return
-            if before and generation.trigger_id >= before:
-                return
-            busy = runner.active or bool(runner.queue)
-            self._cancel_locked(runner)
-        if busy and data.get("announce"):
+        if self._cancel_here(runner, data.get("before")) and data.get("announce"):
             with self.app.app_context():
                 publish_status(runner.room_id, {"state": "stopped"})
 
     def queue_summary(self, room_id: str, requested_by: str | None) -> None:
-        runner = self.runner(room_id)
-        with runner.lock:
-            generation = runner.generation or Generation(trigger_id="summary")
-            runner.queue.append(Turn("summary", generation, requested_by=requested_by))
-            self._ensure_running_locked(runner)
+        turns.queue_summary(room_id, requested_by)
+        self.kick(room_id)
 
     def wait_idle(self, room_id: str | None = None, timeout: float = 10.0) -> bool:
         """Block until the room (or every room) has nothing running or queued."""
         deadline = time.monotonic() + timeout
-        runners = [self.runner(room_id)] if room_id else list(self.runners.values())
-        return all(r.idle.wait(max(0.0, deadline - time.monotonic())) for r in runners)
+        while True:
+            runners = [self.runner(room_id)] if room_id else list(self.runners.values())
+            if not all(r.idle.wait(max(0.0, deadline - time.monotonic())) for r in runners):
+                return False
+            with self.app.app_context():
+                try:
+                    if not turns.has_open_turns(room_id):
+                        return True
+                finally:
+                    db.session.remove()
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
 
-    def _cancel_locked(self, runner: RoomRunner) -> None:
-        if runner.generation is not None:
-            runner.generation.cancel.set()
-        runner.queue = deque(t for t in runner.queue if t.kind == "summary")
-
-    def _ensure_running_locked(self, runner: RoomRunner) -> None:
-        if not runner.active and runner.queue:
+    def kick(self, room_id: str) -> None:
+        """Try for the room's lease on an agent thread, and run its queue if it is free."""
+        runner = self.runner(room_id)
+        with runner.lock:
+            if runner.active:  # a drain here takes the new turns too (it re-reads the table)
+                return
             runner.active = True
             runner.idle.clear()
-            self.pool.submit(self._drain, runner)
+        self.pool.submit(self._drain, runner)
 
     # ---- the worker side ----
-    def _drain(self, runner: RoomRunner) -> None:
+    def _drain(self, runner: RoomRunner, lease: turns.Lease | None = None,
+               first: turns.Claimed | None = None) -> None:
+        again = False
+        lease = lease or self.leases.take(runner.room_id)
         with self.app.app_context():
             try:
-                while True:
+                if lease is not None:
                     with runner.lock:
-                        if not runner.queue:
-                            runner.active = False
-                            runner.idle.set()
-                            break
-                        turn = runner.queue.popleft()
-                    if turn.generation.cancel.is_set() and turn.kind == "reply":
-                        continue
-                    try:
-                        # A turn re-reads nothing it committed itself, and its session ends
-                        # with it: keep its rows loaded across commits instead of re-selecting.
-                        db.session().expire_on_commit = False
-                        self._run(runner, turn)
-                    except Exception:  # one broken turn must not stop the room's queue
-                        log.exception("Agent turn failed in room %s", runner.room_id)
-                        db.session.rollback()
-                    finally:
-                        db.session.remove()
+                        runner.lease = lease
+                    db.session().expire_on_commit = False
+                    self._run_queue(runner, first)
+            except Exception:  # the room stays queued: the next kick or poll takes it again
+                log.exception("Agent turns failed in room %s", runner.room_id)
             finally:
                 with runner.lock:
-                    if runner.active and not runner.queue:
-                        runner.active = False
-                        runner.idle.set()
-                publish_status(runner.room_id, {"state": "idle"})
+                    # Unless _run_queue let go already (then a newer drain may own the room).
+                    if lease is None or not lease.released:
+                        if lease is not None:
+                            lease.release()
+                        runner.lease, runner.active = None, False
+                # A post that found the lease taken just before it was released left its turn
+                # to this drain: look once more, now that anyone may take the lease.
+                try:
+                    again = lease is not None and turns.has_open_turns(runner.room_id)
+                except Exception:
+                    log.exception("Could not read the turns of room %s", runner.room_id)
+                db.session.remove()
+                if lease is not None:
+                    with runner.lock:  # not over a newer drain's "answering"
+                        if not runner.active:
+                            publish_status(runner.room_id, {"state": "idle"})
+        if again and not self.stopping.is_set():
+            self.kick(runner.room_id)
+        else:
+            with runner.lock:
+                if not runner.active:
+                    runner.idle.set()
 
-    def _run(self, runner: RoomRunner, turn: Turn) -> None:
+    def _run_queue(self, runner: RoomRunner, first: turns.Claimed | None = None) -> None:
+        """Run the room's turns in order while this process holds its lease; `first` was
+        claimed already (start_generation)."""
+        while not self.stopping.is_set():
+            with runner.lock:  # a cancel event sees the claimed turn's generation, or none
+                if runner.lease is None:
+                    return
+                if first is not None:
+                    claimed, first = first, None
+                    turn = Turn("reply", runner.generation or turn_of(claimed).generation,
+                                agent_id=claimed.agent_id)
+                else:
+                    claimed = turns.claim_next(runner.room_id)
+                    if claimed is None:
+                        # Let go at once, still under the runner's lock: a post from now on
+                        # takes the lease itself and starts its turn without waiting for this
+                        # drain to wind down.
+                        runner.lease.release()
+                        runner.lease, runner.active = None, False
+                        return
+                    turn = turn_of(claimed)
+                runner.generation = turn.generation if turn.kind == "reply" else None
+            generation = turn.generation
+            try:
+                # A turn re-reads nothing it committed itself, and its session ends with it:
+                # keep its rows loaded across commits instead of re-selecting.
+                db.session().expire_on_commit = False
+                self._run(runner, turn, claimed)
+            except Exception:  # one broken turn must not stop the room's queue
+                log.exception("Agent turn failed in room %s", runner.room_id)
+                db.session.rollback()
+                # Its reply, if it had one, would read "writing…" forever.
+                turns.settle_abandoned(runner.room_id)
+            finally:
+                with runner.lock:
+                    runner.generation = None
+                turns.finish(claimed, generation.replies, generation.handovers,
+                             generation.planned)
+                db.session.remove()
+
+    def _run(self, runner: RoomRunner, turn: Turn, claimed: turns.Claimed) -> None:
         if turn.kind == "summary":
             summarize_room(runner.room_id, turn.requested_by)
             return
@@ -253,23 +368,21 @@ class Engine:
         generation = turn.generation
         if not handed_to or generation.cancel.is_set():
             return
+        queued = turns.queued_agent_ids(claimed.generation_id)
+        wanted = [a for a in handed_to if a.id not in queued]
+        granted = []
+        for agent in wanted:
+            if (generation.handovers >= generation.handover_limit
+                    or generation.replies + len(granted) + len(queued) >= generation.reply_limit):
+                break
+            generation.handovers += 1
+            granted.append(agent)
+        turns.queue_handovers(claimed, [a.id for a in granted])
+        generation.planned += len(granted)
+        refused = wanted[len(granted):]
         with runner.lock:
-            queued = {t.agent_id for t in runner.queue if t.generation is generation}
-            wanted = [a for a in handed_to if a.id not in queued]
-            granted = []
-            for agent in wanted:
-                if (generation.handovers >= generation.handover_limit
-                        or generation.replies + len(granted) + len(queued) >= generation.reply_limit):
-                    break
-                generation.handovers += 1
-                granted.append(agent)
-            runner.queue.extend(
-                Turn("reply", generation, agent_id=a.id, handed_over_by=turn.agent_id)
-                for a in granted
-            )
-            generation.planned += len(granted)
-            refused = wanted[len(granted):]
             runner.waiting = [a.id for a in refused]
+        db.session.commit()
         if refused:
             names = ", ".join(a.name for a in refused)
             publish_status(runner.room_id, {
@@ -278,13 +391,91 @@ class Engine:
                 "continue": CONTINUE_GRANT,
             })
 
+    # ---- background: leases and the poll ----
+    def _keep_leases(self) -> None:
+        """Renew the leases this process holds; a lost one stops its room's reply."""
+        while not self.stopping.wait(turns.RENEW_SECONDS):
+            with self.lock:
+                runners = list(self.runners.values())
+            for runner in runners:
+                lease = runner.lease
+                try:
+                    if lease is None or lease.renew():
+                        continue
+                except Exception:  # the others' leases must still be renewed
+                    log.exception("Could not renew the lease of room %s", runner.room_id)
+                    continue
+                log.warning("Room %s: the lease lapsed; its reply stops here", runner.room_id)
+                with runner.lock:
+                    runner.lease = None
+                    if runner.generation is not None:
+                        runner.generation.cancel.set()
+
+    def _poll(self) -> None:
+        """Find rooms with turns nobody runs: at start, then (with Redis) every POLL_SECONDS."""
+        while not self.stopping.is_set():
+            try:
+                with self.app.app_context():
+                    try:
+                        rooms = turns.rooms_with_open_turns()
+                    finally:
+                        db.session.remove()
+                for room_id in rooms:
+                    self.kick(room_id)
+            except Exception:
+                log.exception("Could not look for agent turns to run")
+            if not self.shared or self.stopping.wait(turns.POLL_SECONDS):
+                return
+
+
+def turn_of(claimed: turns.Claimed) -> Turn:
+    """The running copy of a claimed turn, with its generation's budget so far."""
+    if claimed.generation_id is None:
+        return Turn(claimed.kind, Generation(trigger_id="summary"),
+                    requested_by=claimed.requested_by)
+    generation = Generation(trigger_id=claimed.trigger_id, replies=claimed.replies,
+                            handovers=claimed.handovers, handover_limit=claimed.handover_limit,
+                            reply_limit=claimed.reply_limit, planned=claimed.planned)
+    return Turn(claimed.kind, generation, agent_id=claimed.agent_id,
+                handed_over_by=claimed.handed_over_by, requested_by=claimed.requested_by)
+
+
+_engine_lock = threading.Lock()
+
 
 def engine_for(app: Flask | None = None) -> Engine:
     app = app or current_app._get_current_object()
     engine = app.extensions.get(EXTENSION_KEY)
     if engine is None:
-        engine = app.extensions[EXTENSION_KEY] = Engine(app)
+        with _engine_lock:  # two first requests at once must not build two
+            engine = app.extensions.get(EXTENSION_KEY)
+            if engine is None:
+                engine = app.extensions[EXTENSION_KEY] = Engine(app)
+    engine.start()
     return engine
+
+
+_apps: weakref.WeakSet[Flask] = weakref.WeakSet()
+
+
+def init_app(app: Flask) -> None:
+    """Start the app's engine with its first request (or its worker's boot, start_engines): it
+    settles what an earlier process left (a reply cut off by a crash is marked interrupted) and
+    runs the turns still queued."""
+    _apps.add(app)
+
+    def start_engine() -> None:
+        if EXTENSION_KEY not in app.extensions:
+            engine_for(app)
+
+    app.before_request(start_engine)
+
+
+def start_engines() -> None:
+    """Start the engine of every app of this process (gunicorn calls it as a worker boots, so a
+    worker that has had no request yet still takes over rooms whose worker died)."""
+    for app in list(_apps):
+        engine_for(app)
 
 
 def publish_status(room_id: str, status: dict) -> None:
@@ -332,6 +523,30 @@ def continue_discussion(room: Room) -> list[Agent]:
                                       [a.id for a in agents][:CONTINUE_GRANT],
                                       handover_limit=CONTINUE_GRANT - 1)
     return agents
+
+
+class CannotRetry(DiscuxError):
+    status = 409
+    code = "cannot_retry"
+
+
+def retry_reply(room: Room, message_id: str) -> Agent:
+    """Ask the agent of an interrupted reply again, for the message it was answering."""
+    reply = db.session.scalar(
+        sa.select(Message).where(Message.id == message_id, Message.room_id == room.id))
+    if reply is None or reply.type != "agent":
+        raise CannotRetry("There is no agent reply with that id in this room.")
+    if reply.status != "interrupted":
+        raise CannotRetry("Only a reply that was interrupted can be retried.")
+    agent = next((a for a in room_agents(room.id) if a.id == reply.sender_id), None)
+    if agent is None:
+        raise CannotRetry(f"{reply.sender_name or 'This agent'} is no longer in the room.")
+    if reply.reply_to_id is None:
+        raise CannotRetry("The message this reply answered was deleted: ask the agent again.")
+    if turns.is_queued(room.id, agent.id, reply.reply_to_id):
+        raise CannotRetry(f"{agent.name} is already about to answer that message again.")
+    engine_for().start_generation(room.id, reply.reply_to_id, [agent.id], cancel_current=False)
+    return agent
 
 
 # Built once: it runs before a reply whose agent is at its limit.

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 
 from discux.discussion import briefs
-from discux.discussion.engine import continue_discussion, engine_for
+from discux.discussion.engine import continue_discussion, engine_for, retry_reply
 from discux.errors import DiscuxError
 from discux.extensions import db
 from discux.models import Message, Room
@@ -60,6 +60,26 @@ def summarize(room_id: str):
     room_for(room_id, "summarize")
     engine_for().queue_summary(room_id, requested_by=current_user.id)
     return done("Summarizing: the brief will update in a moment.")
+
+
+@bp.get("/messages/<message_id>/retry")
+@login_required
+def confirm_retry(room_id: str, message_id: str):
+    """Without JavaScript, an interrupted reply's Retry button opens this: a real form."""
+    room = room_for(room_id, "post")
+    reply = db.session.scalar(
+        sa.select(Message).where(Message.id == message_id, Message.room_id == room_id))
+    if reply is None or reply.type != "agent":
+        abort(404)
+    return render_template("discussion/retry.html", room=room, reply=reply)
+
+
+@bp.post("/messages/<message_id>/retry")
+@login_required
+def retry(room_id: str, message_id: str):
+    room = room_for(room_id, "post")
+    agent = retry_reply(room, message_id)
+    return done(f"{agent.name} will answer again.")
 
 
 @bp.route("/brief", methods=["GET", "POST"])

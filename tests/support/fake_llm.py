@@ -80,6 +80,8 @@ class FakeLLM:
             list(models) if models is not None else ["fake-small", "fake-large"]
         )
         self.requests: list[JSONDict] = []
+        # (host, port) each chat request came from, in the same order as `requests`.
+        self.peers: list[tuple[str, int]] = []
         self._cond = threading.Condition()  # guards requests, _queue, _responder
         self._queue: deque[FakeReply] = deque()
         self._responder: Responder | None = None
@@ -155,6 +157,7 @@ class FakeLLM:
         with self._cond:
             self._queue.clear()
             self.requests.clear()
+            self.peers.clear()
             self._responder = None
 
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> list[JSONDict]:
@@ -169,9 +172,10 @@ class FakeLLM:
 
     # -- used by the handler -------------------------------------------------
 
-    def _record_and_pick(self, body: JSONDict) -> FakeReply:
+    def _record_and_pick(self, body: JSONDict, peer: tuple[str, int] | None = None) -> FakeReply:
         with self._cond:
             self.requests.append(body)
+            self.peers.append(peer)
             self._cond.notify_all()
             if self._queue:
                 return self._queue.popleft()
@@ -284,7 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "invalid_json",
             )
             return
-        reply = self.fake._record_and_pick(body)  # record before responding
+        reply = self.fake._record_and_pick(body, self.client_address[:2])  # before responding
         try:
             self._respond(body, reply)
         except (BrokenPipeError, ConnectionResetError):
