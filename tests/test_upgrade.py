@@ -30,6 +30,7 @@ MEANINGFUL = {
     ("Session", "sessionToken"): sha256_hex(RAW_SESSION),
     ("Session", "expires"): epoch_ms() + 24 * 3600 * 1000,
     ("User", "email"): "ana@example.com",
+    ("User", "disabled_at"): None,  # a disabled user's session would not sign in afterwards
     ("rooms", "is_active"): True,
 }
 # Kept by triggers from `messages`, not written by hand.
