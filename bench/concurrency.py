@@ -126,7 +126,8 @@ class BusyRoom:
                    DISCUX_BASE_URL=f"http://127.0.0.1:{self.port}",
                    DISCUX_BIND=f"127.0.0.1:{self.port}", WEB_CONCURRENCY=str(workers),
                    DISCUX_LOG_LEVEL="WARNING")
-        self.server = common.spawn([common.PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+        self.server = common.spawn([common.PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--log-level",
+                                    "warning", "--no-control-socket"],
                                    env=env)
         common.wait_http(self.port, proc=self.server)
         self.workers = self._worker_pids(workers)
