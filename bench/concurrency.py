@@ -165,6 +165,13 @@ class BusyRoom:
 # ---------------------------------------------------------------- profiles
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+
 def profile(pids: list[int], directory: str, kind: str) -> list[subprocess.Popen]:
     spy = str(Path(common.PYTHON).parent / "py-spy")
     return [common.spawn([spy, "record", "-p", str(pid), "-f", "raw", "-r", "250", "--nonblocking",
@@ -302,6 +309,9 @@ def run_engine(kind: str, args) -> dict:
         if spies:
             time.sleep(1.0)
         total = args.posters * args.messages
+        processes = {"workers": room.workers, "posters": [posters.pid],
+                     "listeners": [os.getpid()], "redis": [redis.process.pid]}
+        cpu_before = {name: sum(map(cpu_seconds, pids)) for name, pids in processes.items()}
         started = time.perf_counter()
         posters.stdin.write("go\n")
         posters.stdin.flush()
@@ -322,8 +332,12 @@ def run_engine(kind: str, args) -> dict:
                     answered = True
         pool.ep.unregister(posters.stdout.fileno())
         results = json.loads(posters.stdout.readline())
+        posters_cpu = cpu_seconds(posters.pid) - cpu_before["posters"]  # before it is reaped
         posters.wait(30)
         pool.settle(quiet=1.0, limit=20)  # the last posts' frames still on their way
+        cpu = {name: sum(map(cpu_seconds, pids)) - cpu_before[name]
+               for name, pids in processes.items() if name != "posters"}
+        cpu["posters"] = posters_cpu
         for spy in spies:
             spy.send_signal(2)  # py-spy writes its file on SIGINT
         first_sent = min(r[2] for r in results)
@@ -347,7 +361,8 @@ def run_engine(kind: str, args) -> dict:
             "lat": latencies, "failed": dict(failed), "damaged": damaged,
             "reordered": reordered, "per_poster": per_poster, "stored": stored,
             "expected": total, "wall": time.perf_counter() - started,
-            "profiles": [str(p) for p in profiles]}
+            "profiles": [str(p) for p in profiles],
+            "cpu_ms": {name: 1000 * seconds / total for name, seconds in cpu.items()}}
 
 
 def main(argv=None) -> int:
@@ -395,6 +410,9 @@ def main(argv=None) -> int:
                  ["engine", "posts/s", "raw INSERT/s", "ratio", "post→all p50", "p99",
                   "stored", "failed posts", "sockets lost/reordered/poster-order", "verdict"],
                  rows)
+    common.table("CPU per post (ms, every thread of each process; 2 cores = 2,000 ms/s)",
+                 ["engine", *results[0]["cpu_ms"]] if results else ["engine"],
+                 [[r["engine"], *(f"{v:.2f}" for v in r["cpu_ms"].values())] for r in results])
     for r in results:
         for path in r["profiles"]:
             common.table(f"py-spy {r['engine']} {Path(path).name} (% of the worker's samples)",

@@ -354,11 +354,12 @@ def list_messages(room_id: str):
 @bp.post("/rooms/<room_id>/messages")
 @limiter.limit("60 per minute", key_func=_per_user, override_defaults=False)
 def post_message(room_id: str):
-    room, _ = room_for(me(), room_id, "post")
+    room, participant = room_for(me(), room_id, "post")
     body = json_body()
     content = body.string("content", required=True)
     humans_only = body.boolean("humans_only")
-    message = messages.post_user_message(me(), room, content, humans_only is True)
+    message = messages.post_user_message(me(), room, content, humans_only is True,
+                                         participant=participant)
     # Exactly what the page's composer does next: the agents it mentions start answering.
     on_user_message(message)
     return jsonify(messages.message_payload(message)), 201
