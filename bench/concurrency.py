@@ -100,7 +100,8 @@ def post_all(port: int, room_id: str, tokens: list[str], messages: int) -> int:
 class BusyRoom:
     """A room with N posting members, L listening members, served by gunicorn.conf.py."""
 
-    def __init__(self, kind: str, posters: int, listeners: int, workers: int, redis_url: str):
+    def __init__(self, kind: str, posters: int, listeners: int, workers: int, redis_url: str,
+                 server_env: dict):
         from discux.api import tokens as api_tokens
         from discux.extensions import db
         from discux.models import User
@@ -125,7 +126,7 @@ class BusyRoom:
         env.update(common.server_env(self.url), DISCUX_REDIS_URL=redis_url,
                    DISCUX_BASE_URL=f"http://127.0.0.1:{self.port}",
                    DISCUX_BIND=f"127.0.0.1:{self.port}", WEB_CONCURRENCY=str(workers),
-                   DISCUX_LOG_LEVEL="WARNING")
+                   DISCUX_LOG_LEVEL="WARNING", **server_env)
         self.server = common.spawn([common.PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--log-level",
                                     "warning", "--no-control-socket"],
                                    env=env)
@@ -172,9 +173,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 
-def profile(pids: list[int], directory: str, kind: str) -> list[subprocess.Popen]:
+def profile(pids: list[int], directory: str, kind: str, gil: bool) -> list[subprocess.Popen]:
+    """py-spy on every worker: all threads not idle, or (`gil`) only the one running Python."""
     spy = str(Path(common.PYTHON).parent / "py-spy")
     return [common.spawn([spy, "record", "-p", str(pid), "-f", "raw", "-r", "250", "--nonblocking",
+                          *(["--gil"] if gil else []),
                           "-o", os.path.join(directory, f"concurrency-{kind}-{pid}.txt")],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in pids]
 
@@ -290,7 +293,8 @@ def run_engine(kind: str, args) -> dict:
     from tests.support.redis_server import PrivateRedis
 
     redis = PrivateRedis().start()
-    room = BusyRoom(kind, args.posters, args.listeners, args.workers, redis.url)
+    room = BusyRoom(kind, args.posters, args.listeners, args.workers, redis.url,
+                    dict(setting.split("=", 1) for setting in args.set))
     engine = common.engine_name(room.url)
     try:
         pool = common.ListenerPool()
@@ -305,7 +309,7 @@ def run_engine(kind: str, args) -> dict:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         if posters.stdout.readline().strip() != "ready":
             raise RuntimeError("the posters did not start")
-        spies = profile(room.workers, args.profile, kind) if args.profile else []
+        spies = profile(room.workers, args.profile, kind, args.gil) if args.profile else []
         if spies:
             time.sleep(1.0)
         total = args.posters * args.messages
@@ -373,6 +377,10 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--engine", choices=["both", "sqlite", "mariadb"], default="both")
     parser.add_argument("--profile", metavar="DIR", help="py-spy every worker into DIR")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the server, e.g. DISCUX_HTTP_THREADS=8 (repeatable)")
+    parser.add_argument("--gil", action="store_true",
+                        help="profile only the thread holding the GIL (where the CPU goes)")
     parser.add_argument("--quick", action="store_true", help="5 × 10, 5 listeners (smoke test)")
     parser.add_argument("--post", nargs="+", help=argparse.SUPPRESS)  # the posters' process
     args = parser.parse_args(argv)
