@@ -166,6 +166,23 @@ class BusyRoom:
 # ---------------------------------------------------------------- profiles
 
 
+def row_lock_waits(url: str) -> tuple[int, int]:
+    """MariaDB's (row lock waits, ms spent in them) so far, server-wide; (0, 0) on SQLite."""
+    if url.startswith("sqlite"):
+        return 0, 0
+    import pymysql
+
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", ssl_disabled=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN "
+                        "('Innodb_row_lock_waits', 'Innodb_row_lock_time')")
+            status = dict(cur.fetchall())
+    finally:
+        conn.close()
+    return int(status["Innodb_row_lock_waits"]), int(status["Innodb_row_lock_time"])
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU a process (all its threads) has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -316,6 +333,7 @@ def run_engine(kind: str, args) -> dict:
         processes = {"workers": room.workers, "posters": [posters.pid],
                      "listeners": [os.getpid()], "redis": [redis.process.pid]}
         cpu_before = {name: sum(map(cpu_seconds, pids)) for name, pids in processes.items()}
+        locks_before = row_lock_waits(room.url)
         started = time.perf_counter()
         posters.stdin.write("go\n")
         posters.stdin.flush()
@@ -338,6 +356,8 @@ def run_engine(kind: str, args) -> dict:
         results = json.loads(posters.stdout.readline())
         posters_cpu = cpu_seconds(posters.pid) - cpu_before["posters"]  # before it is reaped
         posters.wait(30)
+        locks = [after - before for after, before in zip(row_lock_waits(room.url), locks_before,
+                                                         strict=True)]
         pool.settle(quiet=1.0, limit=20)  # the last posts' frames still on their way
         cpu = {name: sum(map(cpu_seconds, pids)) - cpu_before[name]
                for name, pids in processes.items() if name != "posters"}
@@ -366,6 +386,7 @@ def run_engine(kind: str, args) -> dict:
             "reordered": reordered, "per_poster": per_poster, "stored": stored,
             "expected": total, "wall": time.perf_counter() - started,
             "profiles": [str(p) for p in profiles],
+            "lock_waits": locks[0], "lock_ms": locks[1],
             "cpu_ms": {name: 1000 * seconds / total for name, seconds in cpu.items()}}
 
 
@@ -422,6 +443,9 @@ def main(argv=None) -> int:
                  ["engine", *results[0]["cpu_ms"]] if results else ["engine"],
                  [[r["engine"], *(f"{v:.2f}" for v in r["cpu_ms"].values())] for r in results])
     for r in results:
+        if r["engine"] == "MariaDB":
+            print(f"   MariaDB row lock waits during the posts: {r['lock_waits']} "
+                  f"({r['lock_ms']} ms in all; server-wide)")
         for path in r["profiles"]:
             common.table(f"py-spy {r['engine']} {Path(path).name} (% of the worker's samples)",
                          ["kind", "function", "samples"], summarize_profile(path))
