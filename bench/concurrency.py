@@ -126,10 +126,13 @@ class BusyRoom:
         env.update(common.server_env(self.url), DISCUX_REDIS_URL=redis_url,
                    DISCUX_BASE_URL=f"http://127.0.0.1:{self.port}",
                    DISCUX_BIND=f"127.0.0.1:{self.port}", WEB_CONCURRENCY=str(workers),
-                   DISCUX_LOG_LEVEL="WARNING", **server_env)
-        self.server = common.spawn([common.PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--log-level",
-                                    "warning", "--no-control-socket"],
-                                   env=env)
+                   **server_env)
+        # The app logs a line per request, as in production: into a file, not over the figures.
+        self.log = os.path.join(common.temp_dir("discux-bench-log-"), "gunicorn.log")
+        with open(self.log, "ab") as log:
+            self.server = common.spawn(
+                [common.PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--no-control-socket"],
+                env=env, stdout=log, stderr=log)
         common.wait_http(self.port, proc=self.server)
         self.workers = self._worker_pids(workers)
 
@@ -377,6 +380,9 @@ def run_engine(kind: str, args) -> dict:
     finally:
         room.stop()
         redis.stop()
+    tracebacks = Path(room.log).read_text(errors="replace").count("Traceback")
+    if tracebacks:
+        print(f"   the server logged {tracebacks} traceback(s): see {room.log}")
     baseline = raw_inserts(room.url, room.room_id, args.posters, args.messages, room.people)
     profiles = []
     if args.profile:
@@ -386,7 +392,7 @@ def run_engine(kind: str, args) -> dict:
             "reordered": reordered, "per_poster": per_poster, "stored": stored,
             "expected": total, "wall": time.perf_counter() - started,
             "profiles": [str(p) for p in profiles],
-            "lock_waits": locks[0], "lock_ms": locks[1],
+            "tracebacks": tracebacks, "lock_waits": locks[0], "lock_ms": locks[1],
             "cpu_ms": {name: 1000 * seconds / total for name, seconds in cpu.items()}}
 
 
@@ -426,7 +432,8 @@ def main(argv=None) -> int:
     for r in results:
         good = (r["posts"] >= TARGET_POSTS and common.percentile(r["lat"], 99) <= TARGET_P99
                 and not r["failed"] and not r["damaged"] and not r["reordered"]
-                and not r["per_poster"] and r["stored"] == r["expected"])
+                and not r["per_poster"] and r["stored"] == r["expected"]
+                and not r["tracebacks"])
         r["ok"] = good
         rows.append([r["engine"], f"{r['posts']:.0f}", f"{r['raw']:.0f}",
                      f"{r['posts'] / r['raw']:.2f}x", common.ms(common.percentile(r["lat"], 50)),
