@@ -59,7 +59,7 @@ def _per_user() -> str:
 @bp.before_request
 def authenticate() -> None:
     token = require_token()
-    g.api_user = db.session.get(User, token.user_id)
+    g.api_user = token.user
 
 
 @bp.after_request
