@@ -371,7 +371,7 @@ def run_engine(kind: str, args) -> dict:
         last_answered = max(r[3] for r in results)
         failed = collections.Counter(r[4] for r in results if r[4] != 201)
         sent = {(r[0], r[1]): r[2] for r in results if r[4] == 201}
-        answered = [r[3] - r[2] for r in results if r[4] == 201]
+        response_times = [r[3] - r[2] for r in results if r[4] == 201]
         latencies, damaged, reordered, per_poster = check_sockets(
             pool, args.posters, args.messages, sent)
         pool.close()
@@ -389,7 +389,7 @@ def run_engine(kind: str, args) -> dict:
     if args.profile:
         profiles = sorted(Path(args.profile).glob(f"concurrency-{kind}-*.txt"))
     return {"engine": engine, "posts": total / (last_answered - first_sent), "raw": baseline,
-            "lat": latencies, "answered": answered, "failed": dict(failed), "damaged": damaged,
+            "lat": latencies, "answered": response_times, "failed": dict(failed), "damaged": damaged,
             "reordered": reordered, "per_poster": per_poster, "stored": stored,
             "expected": total, "wall": time.perf_counter() - started,
             "profiles": [str(p) for p in profiles],
