@@ -232,7 +232,8 @@ def _queue_sqlite_writers(engine) -> None:
     that finds it taken sleeps and tries again (1, 2, 5 … up to 100 ms a try), so with a dozen
     threads posting at once most wait far longer than the lock is ever held. Queued here, the
     next writer starts as soon as the last one's connection is back in the pool; only writers
-    in other processes still meet SQLite's retries.
+    in other processes still meet SQLite's retries. (A connection kept after its commit keeps
+    the turn until it is given back: the others wait at most WRITER_TURN_TIMEOUT for it.)
     """
     turn = threading.Lock()
 
