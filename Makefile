@@ -43,7 +43,8 @@ test-mariadb: $(DEV_STAMP) browser
 	.ci/with-mariadb $(BIN)/pytest
 
 ## make test-container: build the image with podman (base made from Debian packages, no
-## registry), run it on SQLite, check migrate, /login, data kept over restarts (.ci/test-container).
+## registry), run it on SQLite (and on DISCUX_TEST_DATABASE_URL's MariaDB when set), check migrate,
+## /login, data kept over restarts (.ci/test-container; .ci/run runs it under .ci/with-mariadb).
 test-container:
 	.ci/test-container
 

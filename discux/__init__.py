@@ -321,6 +321,7 @@ def _skip_rollback_after_commit(engine) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from discux.admin.routes import bp as admin_bp
     from discux.agents.routes import bp as agents_bp
     from discux.api.routes import bp as api_bp
     from discux.auth.routes import bp as auth_bp
@@ -347,6 +348,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(discussion_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(admin_bp)
 
 
 def _register_template_helpers(app: Flask) -> None:

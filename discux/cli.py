@@ -1,4 +1,4 @@
-"""`flask users …` and `flask discux backup|restore` commands."""
+"""`flask users …`, `flask discux backup|restore` and `flask discux3 import` commands."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.cli import AppGroup
 
-from discux import backups, plans
+from discux import backups, discux3_import, plans
+from discux.admin import service as admin
 from discux.auth.accounts import user_by_email
 from discux.errors import DiscuxError
 from discux.extensions import db
@@ -17,6 +18,7 @@ from discux.models import PLANS, User
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 discux_cli = AppGroup("discux", help="Operate this Discux install: backups and restores.")
+discux3_cli = AppGroup("discux3", help="Move in from a Discux3 installation.")
 
 
 @users_cli.command("set-plan")
@@ -47,7 +49,19 @@ def list_command() -> None:
             f"{user.email}\t{user.display_name}\t{user.subscription}\t"
             f"agents≤{user.max_agents} rooms≤{user.max_rooms} "
             f"messages/month≤{user.max_messages_per_month}"
+            + ("\tdisabled" if user.disabled_at else "")
         )
+
+
+@users_cli.command("enable")
+@click.argument("email")
+def enable_command(email: str) -> None:
+    """Let the user with EMAIL sign in again after an admin disabled them (on /admin)."""
+    user = user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No user with email {email}.")
+    admin.enable_user(user.id)
+    click.echo(f"{user.email} is enabled and may sign in.")
 
 
 @discux_cli.command("backup")
@@ -80,6 +94,19 @@ def restore_command(path: Path, yes: bool) -> None:
                "than this version, then start the server.")
 
 
+@discux3_cli.command("import")
+@click.argument("source_url")
+@click.option("--dry-run", is_flag=True, help="Report what would be copied; write nothing.")
+def import_command(source_url: str, dry_run: bool) -> None:
+    """Copy the Discux3 MySQL database at SOURCE_URL (its DATABASE_URL) into this one."""
+    try:
+        report = discux3_import.import_discux3(source_url, dry_run=dry_run)
+    except discux3_import.ImportFailed as error:
+        raise click.ClickException(error.message) from None
+    click.echo(report.text())
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(discux_cli)
+    app.cli.add_command(discux3_cli)

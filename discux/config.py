@@ -7,6 +7,8 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from discux.models.auth import PLANS
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable."""
@@ -59,6 +61,17 @@ def _pair(prefix: str) -> tuple[str | None, str | None]:
         missing = f"{prefix}_CLIENT_SECRET" if client_id else f"{prefix}_CLIENT_ID"
         raise ConfigError(f"{missing} is not set but its partner is: set both or neither")
     return client_id, client_secret
+
+
+def _email_list(name: str) -> tuple[str, ...]:
+    """A comma-separated list of email addresses, lower-cased (sign-in lower-cases them too)."""
+    emails = tuple(part.strip().lower() for part in (os.environ.get(name) or "").split(","))
+    emails = tuple(email for email in emails if email)
+    malformed = [email for email in emails if "@" not in email]
+    if malformed:
+        raise ConfigError(f"{name} must be email addresses separated by commas "
+                          f"(got {malformed[0]!r})")
+    return emails
 
 
 def _database_url(instance_path: Path) -> str:
@@ -127,6 +140,16 @@ def finish_config(config: dict) -> None:
     if config.get("TRUSTED_HOSTS") is None:
         site_host = [urlsplit(base_url).hostname] if base_url else []
         config["TRUSTED_HOSTS"] = site_host + list(LOCAL_HOSTS)
+    default_plan = config.get("DISCUX_DEFAULT_PLAN") or "free"
+    if default_plan not in PLANS:
+        raise ConfigError(f"DISCUX_DEFAULT_PLAN must be one of {', '.join(PLANS)} "
+                          f"(got {default_plan!r})")
+    config["DISCUX_DEFAULT_PLAN"] = default_plan
+    admins = config.get("DISCUX_ADMIN_EMAILS") or ()
+    if isinstance(admins, str):  # an override written as the variable is
+        admins = admins.split(",")
+    config["DISCUX_ADMIN_EMAILS"] = frozenset(
+        email.strip().lower() for email in admins if email.strip())
     secure = bool(base_url and base_url.startswith("https://"))
     # An https site sends its cookies over https only (and says so with HSTS, discux/__init__.py).
     config["SESSION_COOKIE_SECURE"] = bool(config.get("SESSION_COOKIE_SECURE")) or secure
@@ -229,4 +252,7 @@ def load_config(instance_path: Path) -> dict:
         # discux/logs.py: what reaches stdout, and as text or JSON lines.
         "DISCUX_LOG_LEVEL": log_level,
         "DISCUX_LOG_FORMAT": log_format,
+        # discux/admin: who may open /admin, and the plan a new user starts on.
+        "DISCUX_ADMIN_EMAILS": _email_list("DISCUX_ADMIN_EMAILS"),
+        "DISCUX_DEFAULT_PLAN": (os.environ.get("DISCUX_DEFAULT_PLAN") or "free").strip().lower(),
     }

@@ -41,6 +41,9 @@ def start_app(tmp_path, **env) -> subprocess.CompletedProcess:
         ({"SECRET_KEY": "k" * 32, "DISCUX_DATABASE_POOL_SIZE": "0"}, "DISCUX_DATABASE_POOL_SIZE"),
         ({"SECRET_KEY": "k" * 32, "DISCUX_TRUSTED_PROXIES": "yes"}, "DISCUX_TRUSTED_PROXIES"),
         ({"SECRET_KEY": "k" * 32, "DISCUX_TRUSTED_PROXIES": "11"}, "DISCUX_TRUSTED_PROXIES"),
+        ({"DISCUX_DEV_LOGIN": "1", "DISCUX_DEFAULT_PLAN": "enterprise"}, "DISCUX_DEFAULT_PLAN"),
+        ({"DISCUX_DEV_LOGIN": "1", "DISCUX_ADMIN_EMAILS": "root@example.com, bob"},
+         "DISCUX_ADMIN_EMAILS"),
     ],
 )
 def test_bad_setting_stops_startup_with_one_line_naming_it(tmp_path, env, named):

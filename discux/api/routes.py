@@ -27,6 +27,7 @@ from discux.api.shapes import (
     settings_shape,
     user_shape,
 )
+from discux.auth.accounts import DISABLED_MESSAGE
 from discux.discussion.engine import on_user_message
 from discux.errors import DiscuxError
 from discux.extensions import csrf, db, limiter
@@ -59,7 +60,11 @@ def _per_user() -> str:
 @bp.before_request
 def authenticate() -> None:
     token = require_token()
-    g.api_user = token.user
+    user = token.user  # loaded with the token
+    if user.disabled_at is not None:
+        # Kept, not revoked: the token works again once an admin enables the account.
+        raise Unauthorized(DISABLED_MESSAGE, code="account_disabled")
+    g.api_user = user
 
 
 @bp.after_request

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import sqlalchemy as sa
+from flask import current_app
 
+from discux import plans
 from discux.errors import DiscuxError
 from discux.extensions import db
 from discux.ids import utcnow
@@ -35,6 +37,28 @@ class OAuthIdentity:
 
 class UnverifiedProviderEmail(DiscuxError):
     code = "unverified_email"
+
+
+class AccountDisabled(DiscuxError):
+    status = 403
+    code = "account_disabled"
+
+
+DISABLED_MESSAGE = ("This account has been disabled by an administrator of this Discux server. "
+                    "Ask them if you think that is a mistake.")
+
+
+def check_not_disabled(user: User) -> None:
+    """Raise AccountDisabled when an instance admin disabled `user`."""
+    if user.disabled_at is not None:
+        raise AccountDisabled(DISABLED_MESSAGE)
+
+
+def new_user(email: str, **fields) -> User:
+    """A User (not yet added) on the instance's default plan (DISCUX_DEFAULT_PLAN)."""
+    user = User(email=normalize_email(email), **fields)
+    plans.set_plan(user, current_app.config["DISCUX_DEFAULT_PLAN"])
+    return user
 
 
 def normalize_email(email: str) -> str:
@@ -82,7 +106,7 @@ def user_for_email(email: str, name: str | None = None, verified: bool = False) 
     def write() -> User:
         user = user_by_email(email)
         if user is None:
-            user = User(email=normalize_email(email), name=(name or "").strip() or None)
+            user = new_user(email, name=(name or "").strip() or None)
             db.session.add(user)
             db.session.flush()
         elif name and not user.name:
@@ -129,8 +153,8 @@ def _user_for_oauth_identity_once(identity: OAuthIdentity, label: str) -> User:
         )
     user = user_by_email(identity.email)
     if user is None:
-        user = User(
-            email=normalize_email(identity.email),
+        user = new_user(
+            identity.email,
             name=identity.name,
             avatar_url=identity.avatar_url,
             email_verified=utcnow(),

@@ -180,15 +180,15 @@ def oauth_callback(provider: str):
         token = client.authorize_access_token()
         identity = providers.identity_from_token(provider, token)
         user = user_for_oauth_identity(identity, label)
+        start_session(user)
     except (OAuthError, JoseError) as error:
         reason = getattr(error, "error", None) or type(error).__name__
         current_app.logger.warning("OAuth sign-in with %s failed: %s", provider, reason)
         flash(f"Sign-in with {label} failed ({reason}). Please try again.", "error")
         return redirect(url_for("auth.login"))
     except DiscuxError as error:
-        flash(error.message, "error")
+        flash(error.message, "error")  # e.g. an unverified email, or a disabled account
         return redirect(url_for("auth.login"))
-    start_session(user)
     return redirect(safe_next(session.pop("login_next", None)), 303)
 
 

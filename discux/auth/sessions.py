@@ -12,11 +12,12 @@ import time
 from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import Flask, Response, current_app, g, has_app_context, request
+from flask import Flask, Response, current_app, flash, g, has_app_context, request
 from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
 from sqlalchemy import event
 from sqlalchemy.orm import make_transient_to_detached
 
+from discux.auth.accounts import DISABLED_MESSAGE, check_not_disabled
 from discux.extensions import db, login_manager
 from discux.ids import epoch_ms, sha256_hex, utcnow
 from discux.models import Session, User
@@ -34,7 +35,9 @@ _SESSION_BY_TOKEN = sa.select(Session).where(Session.session_token == sa.bindpar
 
 
 def start_session(user: User) -> Session:
-    """Create a session row for `user` and arrange for its cookie to be set on the response."""
+    """Create a session row for `user` and arrange for its cookie to be set on the response;
+    AccountDisabled when an admin disabled the user (every way of signing in ends here)."""
+    check_not_disabled(user)
     raw_token = secrets.token_urlsafe(32)
     row = Session(
         session_token=sha256_hex(raw_token),
@@ -69,6 +72,14 @@ def sign_out_other_sessions(user: User) -> int:
     count = db.session.execute(query).rowcount
     db.session.commit()
     signed_in_cache().drop_user(user.id, keep_token=current.session_token if current else None)
+    return count
+
+
+def sign_out_everywhere(user: User) -> int:
+    """Delete every session of `user`; returns how many ended."""
+    count = db.session.execute(sa.delete(Session).where(Session.user_id == user.id)).rowcount
+    db.session.commit()
+    signed_in_cache().drop_user(user.id)
     return count
 
 
@@ -188,6 +199,13 @@ def load_user_from_request(req) -> User | None:
     row = session_for_token(raw_token)
     if row is None:
         g.clear_session_cookie = True
+        return None
+    if row.user.disabled_at is not None:
+        # Disabled by an admin: this session ends on its first use since, and says why.
+        db.session.execute(sa.delete(Session).where(Session.id == row.id))
+        db.session.commit()
+        g.clear_session_cookie = True
+        flash(DISABLED_MESSAGE, "error")
         return None
     g.current_session = row
     now_ms = epoch_ms()

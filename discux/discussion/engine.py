@@ -52,6 +52,9 @@ MAX_REPLIES = 10
 CONTINUE_GRANT = 3
 AGENT_REPLIES_PER_MINUTE = 10
 DELTA_INTERVAL = 0.05  # ≤ 20 socket updates a second per streaming reply
+# The words of the room notice left when a model failed before writing anything (the reply row
+# is deleted): the admin figures count model errors by them.
+COULD_NOT_ANSWER = "could not answer"
 # How long a turn waits for its model request to be sent before announcing itself anyway
 # (a slow connect must not hold the "answering" line and the reply row).
 REQUEST_SEND_WAIT = 0.5
@@ -453,7 +456,7 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
         db.session.delete(reply)
         db.session.commit()
         publish(room_id, "message.deleted", {"id": reply.id})
-        tell_room(room_id, f"⚠️ **{agent.name}** could not answer: {failure}.")
+        tell_room(room_id, f"⚠️ **{agent.name}** {COULD_NOT_ANSWER}: {failure}.")
         return []
 
     reply.content = content

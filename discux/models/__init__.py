@@ -3,6 +3,7 @@
 from discux.models.agents import STYLES, Agent
 from discux.models.auth import PLANS, Account, ApiToken, Session, User, VerificationToken
 from discux.models.briefs import BRIEF_SOURCES, RoomBrief
+from discux.models.imports import ImportedRow
 from discux.models.invitations import RoomInvitation
 from discux.models.messages import MESSAGE_TYPES, Message, MessageMention
 from discux.models.rooms import ROLES, Room, RoomAgent, RoomParticipant, RoomSettings
@@ -10,7 +11,7 @@ from discux.models.usage import UsageCounter
 
 __all__ = [
     "BRIEF_SOURCES", "MESSAGE_TYPES", "PLANS", "ROLES", "STYLES",
-    "Account", "Agent", "ApiToken", "Message", "MessageMention", "Room", "RoomAgent",
+    "Account", "Agent", "ApiToken", "ImportedRow", "Message", "MessageMention", "Room", "RoomAgent",
     "RoomBrief", "RoomInvitation", "RoomParticipant", "RoomSettings", "Session", "UsageCounter", "User",
     "VerificationToken",
 ]

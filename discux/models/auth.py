@@ -43,6 +43,8 @@ class User(UserMixin, db.Model):
     updated_at: Mapped[int] = mapped_column(
         sa.BigInteger, default=epoch_ms, onupdate=epoch_ms, server_default="0"
     )
+    # Set by an instance admin (discux/admin): no sign-in, session or API token works meanwhile.
+    disabled_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
 
     @property
     def display_name(self) -> str:
