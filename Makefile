@@ -60,6 +60,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.fanout
 	$(BIN)/python -m bench.sockets
 	$(BIN)/python -m bench.search
+	$(BIN)/python -m bench.concurrency
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

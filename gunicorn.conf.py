@@ -9,7 +9,9 @@ at once with close code 1013 (clients retry with backoff). For that refusal to b
 worker needs a free thread to run it: threads = DISCUX_MAX_SOCKETS + DISCUX_HTTP_THREADS (for
 ordinary requests and the refusals), and worker_connections above that, or new connections
 would wait unaccepted, which is the silent hang NOTES.md warns about. Idle threads cost little
-memory; an open socket costs ~60 KiB of worker RSS.
+memory; an open socket costs ~60 KiB of worker RSS. Each worker keeps DISCUX_HTTP_THREADS +
+DISCUX_AGENT_WORKERS database connections open (DISCUX_DATABASE_POOL_SIZE overrides), one per
+thread that may hold one at once; socket threads borrow from a small overflow.
 
 Several workers (or hosts) need Redis (DISCUX_REDIS_URL) so a message posted to one worker
 reaches sockets held by another. See docs/deployment.md for the nginx lines.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from dotenv import load_dotenv
 from flask import Flask, current_app, request
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, make_url
 from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -143,22 +146,60 @@ def _untrusted_host(_error):
             {"Content-Type": "text/plain; charset=utf-8"})
 
 
+# Connections beyond the pool for a moment's peak (a socket thread loading a room's history):
+# opened when needed, closed again when given back.
+POOL_OVERFLOW = 10
+
+
+def database_pool_size(config) -> int:
+    """Connections a worker keeps: DISCUX_DATABASE_POOL_SIZE, or one per thread that uses one.
+
+    Every request thread (DISCUX_HTTP_THREADS) and agent thread (DISCUX_AGENT_WORKERS) may hold
+    a connection at once; with fewer kept, a busy worker opens and throws away a fresh one for
+    most requests (a TCP connect, a handshake and a login each on MariaDB)."""
+    return (config.get("DISCUX_DATABASE_POOL_SIZE")
+            or config["DISCUX_HTTP_THREADS"] + config["DISCUX_AGENT_WORKERS"])
+
+
 def _configure_database(app: Flask) -> None:
-    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    uri = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
     options.setdefault("pool_reset_on_return", None)  # see _skip_rollback_after_commit
-    if uri.startswith("mysql") or uri.startswith("mariadb"):
+    if uri.get_backend_name() in ("mysql", "mariadb"):
         # TIMESTAMP columns hold UTC; keep the server from converting them to its zone.
-        options.setdefault("connect_args", {"init_command": "SET time_zone = '+00:00'"})
+        connect_args = {"init_command": "SET time_zone = '+00:00'"}
+        if not _asks_for_tls(uri, options.get("connect_args", {})) and _is_local(uri):
+            # PyMySQL otherwise builds an SSLContext for every connection (reading the system's
+            # CA bundle) to offer TLS to a server on this same host, where it protects nothing.
+            connect_args["ssl_disabled"] = True
+        options["connect_args"] = {**connect_args, **options.get("connect_args", {})}
         # Pinged by _ping_idle_connections instead: only a connection that sat idle.
         options["pool_pre_ping"] = False
-    elif uri.startswith("sqlite"):
+    elif uri.get_backend_name() == "sqlite":
         # A file has no server to restart or idle timeout to outlive: pinging it before every
         # request (pre-ping is for MariaDB, SPEC §12) and recycling connections buy nothing.
         options.pop("pool_recycle", None)
         options.pop("pool_pre_ping", None)
         options.setdefault("connect_args", {"timeout": 15, "check_same_thread": False})
+    in_memory = uri.get_backend_name() == "sqlite" and uri.database in (None, "", ":memory:")
+    if not in_memory:  # an in-memory SQLite is one connection, kept by SQLAlchemy per thread
+        options.setdefault("pool_size", database_pool_size(app.config))
+        options.setdefault("max_overflow", POOL_OVERFLOW)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def _asks_for_tls(uri: URL, connect_args: dict) -> bool:
+    """The URL (`?ssl_ca=…`, as SQLAlchemy documents) or connect_args name a TLS setting."""
+    return any(key.startswith("ssl") for key in (*uri.query, *connect_args))
+
+
+def _is_local(uri: URL) -> bool:
+    if uri.query.get("unix_socket") or uri.host in (None, "", "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(uri.host).is_loopback
+    except ValueError:  # a host name other than localhost: it may be another machine
+        return False
 
 
 def _tune_connections(engine) -> None:
@@ -166,6 +207,8 @@ def _tune_connections(engine) -> None:
     if engine.dialect.name != "sqlite":
         _ping_idle_connections(engine)
         return
+
+    _queue_sqlite_writers(engine)
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection, _record):
@@ -176,6 +219,45 @@ def _tune_connections(engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.close()
+
+
+# A writer waits this long for its turn in this process, then leaves it to SQLite's own busy
+# handling (the same 15 s as busy_timeout: a turn that long means something is stuck).
+WRITER_TURN_TIMEOUT = 15.0
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def _queue_sqlite_writers(engine) -> None:
+    """This process's SQLite writers wait their turn on a lock, not in SQLite's busy handler.
+
+    SQLite has one write lock, held from a transaction's first write to its commit; a writer
+    that finds it taken sleeps and tries again (1, 2, 5 … up to 100 ms a try), so with a dozen
+    threads posting at once most wait far longer than the lock is ever held. Queued here, the
+    next writer starts as soon as the last one's connection is back in the pool; only writers
+    in other processes still meet SQLite's retries. (A connection kept after its commit keeps
+    the turn until it is given back: the others wait at most WRITER_TURN_TIMEOUT for it.)
+    """
+    turn = threading.Lock()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _wait_turn(conn, _cursor, statement, *_):
+        info = conn.connection.info
+        if not info.get("writer_turn") and statement.lstrip()[:7].upper().startswith(_WRITES):
+            info["writer_turn"] = turn.acquire(timeout=WRITER_TURN_TIMEOUT)
+
+    def end_turn(record) -> None:
+        if record is not None and record.info.pop("writer_turn", False):
+            turn.release()
+
+    # The transaction is over once its connection is back in the pool (after the commit or
+    # rollback, which the engine's own events would announce before they happen).
+    @event.listens_for(engine.pool, "checkin")
+    def _given_back(_dbapi_connection, record):
+        end_turn(record)
+
+    @event.listens_for(engine.pool, "invalidate")
+    def _thrown_away(_dbapi_connection, record, _exception):
+        end_turn(record)
 
 
 # A server restart or an idle timeout takes seconds or hours: a connection back in the pool for

@@ -38,6 +38,13 @@ def _positive_float(name: str, default: float) -> float:
     return number
 
 
+def _whole_number(name: str, default: int, low: int, high: int) -> int:
+    value = os.environ.get(name) or str(default)
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise ConfigError(f"{name} must be a whole number from {low} to {high} (got {value!r})")
+    return int(value)
+
+
 def _choice(name: str, choices: tuple[str, ...], default: str, *, upper: bool = False) -> str:
     value = (os.environ.get(name) or default).strip()
     value = value.upper() if upper else value.lower()
@@ -190,6 +197,9 @@ def load_config(instance_path: Path) -> dict:
     max_sockets = os.environ.get("DISCUX_MAX_SOCKETS") or "1000"
     if not max_sockets.isdigit() or int(max_sockets) < 1:
         raise ConfigError(f"DISCUX_MAX_SOCKETS must be a whole number above 0 (got {max_sockets!r})")
+    http_threads = _whole_number("DISCUX_HTTP_THREADS", 32, 1, 1000)
+    pool_size = (_whole_number("DISCUX_DATABASE_POOL_SIZE", 0, 1, 1000)
+                 if os.environ.get("DISCUX_DATABASE_POOL_SIZE") else None)
     log_level = _choice("DISCUX_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO",
                         upper=True)
     log_format = _choice("DISCUX_LOG_FORMAT", ("text", "json"), "text")
@@ -222,6 +232,10 @@ def load_config(instance_path: Path) -> dict:
                               ).rstrip("/"),
         # Threads that run agent replies in each worker process (rooms queue beyond it).
         "DISCUX_AGENT_WORKERS": int(agent_workers),
+        # Threads per worker for requests (gunicorn.conf.py adds one per socket on top).
+        "DISCUX_HTTP_THREADS": http_threads,
+        # Connections each worker keeps open; None: one per request thread and agent thread.
+        "DISCUX_DATABASE_POOL_SIZE": pool_size,
         # GitHub's endpoints, overridable so tests can point them at a local provider.
         "DISCUX_GITHUB_OAUTH_BASE": "https://github.com",
         "DISCUX_GITHUB_API_BASE": "https://api.github.com/",

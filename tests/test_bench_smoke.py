@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ["throughput", "room_page", "agent_overhead", "fanout", "sockets", "search"]
+SCRIPTS = ["throughput", "room_page", "agent_overhead", "fanout", "sockets", "search",
+           "concurrency"]
 
 
 @pytest.mark.bench_smoke
@@ -20,7 +21,8 @@ SCRIPTS = ["throughput", "room_page", "agent_overhead", "fanout", "sockets", "se
 def test_bench_script_prints_its_figure(name):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("DISCUX_") and k != "DATABASE_URL"}
-    engine = ["--engine", "sqlite"] if name in ("throughput", "room_page", "search") else []
+    engine = ["--engine", "sqlite"] if name in ("throughput", "room_page", "search", "concurrency") \
+        else []
     result = subprocess.run([sys.executable, "-m", f"bench.{name}", "--quick", *engine],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]

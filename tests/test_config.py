@@ -37,6 +37,8 @@ def start_app(tmp_path, **env) -> subprocess.CompletedProcess:
         ({"SECRET_KEY": "k" * 32, "DISCUX_LLM_PROVIDER": "gpt"}, "DISCUX_LLM_PROVIDER"),
         ({"SECRET_KEY": "k" * 32, "DISCUX_AGENT_WORKERS": "0"}, "DISCUX_AGENT_WORKERS"),
         ({"SECRET_KEY": "k" * 32, "DISCUX_MAX_SOCKETS": "lots"}, "DISCUX_MAX_SOCKETS"),
+        ({"SECRET_KEY": "k" * 32, "DISCUX_HTTP_THREADS": "lots"}, "DISCUX_HTTP_THREADS"),
+        ({"SECRET_KEY": "k" * 32, "DISCUX_DATABASE_POOL_SIZE": "0"}, "DISCUX_DATABASE_POOL_SIZE"),
         ({"SECRET_KEY": "k" * 32, "DISCUX_TRUSTED_PROXIES": "yes"}, "DISCUX_TRUSTED_PROXIES"),
         ({"SECRET_KEY": "k" * 32, "DISCUX_TRUSTED_PROXIES": "11"}, "DISCUX_TRUSTED_PROXIES"),
         ({"DISCUX_DEV_LOGIN": "1", "DISCUX_DEFAULT_PLAN": "enterprise"}, "DISCUX_DEFAULT_PLAN"),

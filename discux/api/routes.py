@@ -60,7 +60,7 @@ def _per_user() -> str:
 @bp.before_request
 def authenticate() -> None:
     token = require_token()
-    user = db.session.get(User, token.user_id)
+    user = token.user  # loaded with the token
     if user.disabled_at is not None:
         # Kept, not revoked: the token works again once an admin enables the account.
         raise Unauthorized(DISABLED_MESSAGE, code="account_disabled")
@@ -359,11 +359,12 @@ def list_messages(room_id: str):
 @bp.post("/rooms/<room_id>/messages")
 @limiter.limit("60 per minute", key_func=_per_user, override_defaults=False)
 def post_message(room_id: str):
-    room, _ = room_for(me(), room_id, "post")
+    room, participant = room_for(me(), room_id, "post")
     body = json_body()
     content = body.string("content", required=True)
     humans_only = body.boolean("humans_only")
-    message = messages.post_user_message(me(), room, content, humans_only is True)
+    message = messages.post_user_message(me(), room, content, humans_only is True,
+                                         participant=participant)
     # Exactly what the page's composer does next: the agents it mentions start answering.
     on_user_message(message)
     return jsonify(messages.message_payload(message)), 201

@@ -22,6 +22,10 @@ TOKENS_PER_USER = 20
 LAST_USED_EVERY = timedelta(minutes=1)
 
 
+# Built once: it runs on every API request (its owner comes with it, see ApiToken.user).
+_TOKEN_BY_HASH = sa.select(ApiToken).where(ApiToken.token_hash == sa.bindparam("digest"))
+
+
 class TokenNotFound(DiscuxError):
     status = 404
     code = "not_found"
@@ -70,7 +74,7 @@ def token_for(raw: str | None) -> ApiToken | None:
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > TOKEN_MAX_CHARS:
         return None
     digest = sha256_hex(raw)
-    token = db.session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == digest))
+    token = db.session.scalar(_TOKEN_BY_HASH, {"digest": digest})
     # The lookup is by hash already; compare again in constant time so no code path ever
     # compares token material with a short-circuiting ==.
     if token is None or not hmac.compare_digest(token.token_hash, digest):

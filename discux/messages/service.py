@@ -143,6 +143,13 @@ def post_user_message(user: User, room: Room, content: str | None,
             else "You can't post in this room."
         )
     text = validate_content(content)
+    # Rendered, and its mentions found, before the post's first write: on SQLite that write takes
+    # the database's one write lock until the commit, and every other post waits for it. The id
+    # and timestamp come after it, so one person's posts are numbered in the order they commit.
+    html = render_markdown(text)
+    # A humans-only message addresses no agent, so it records no mentions for the engine to act on.
+    mentioned = ([] if humans_only or "@" not in text
+                 else resolve_mentions(text, room_agents(room.id)))
     try:
         plans.take_message_quota(user)  # the post's first write: it holds the user's counter
     except Exception:
@@ -152,7 +159,7 @@ def post_user_message(user: User, room: Room, content: str | None,
         id=new_id(),
         room_id=room.id,
         content=text,
-        content_html=render_markdown(text),
+        content_html=html,
         type="user",
         sender_id=user.id,
         sender_name=user.display_name,
@@ -160,9 +167,6 @@ def post_user_message(user: User, room: Room, content: str | None,
         humans_only=bool(humans_only),
         timestamp=utcnow(),  # the column's default, set here so the event carries it
     )
-    # A humans-only message addresses no agent, so it records no mentions for the engine to act on.
-    mentioned = ([] if humans_only or "@" not in text
-                 else resolve_mentions(text, room_agents(room.id)))
     # Ids are generated in mention order, so ORDER BY id gives the order they were written.
     message.mentions = [
         MessageMention(id=new_id(), message_id=message.id, mentioned_agent_id=agent.id)

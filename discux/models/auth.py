@@ -137,3 +137,5 @@ class ApiToken(db.Model):
         Timestamp, default=utcnow, server_default=sa.func.current_timestamp()
     )
     last_used_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    # Loaded with the token: every API request needs both (one statement, not two).
+    user: Mapped[User] = db.relationship(lazy="joined")
