@@ -13,7 +13,6 @@
   const agentsData = document.getElementById("chat-agents");
   const agents = agentsData ? JSON.parse(agentsData.textContent || "[]") : [];
 
-  const REPLAY_MARGIN_MS = 5000; // same margin as the server's first ?after=
   const TYPING_CLEAR_MS = 5000; // "X is typing…" disappears 5 s after the last keystroke
   const TYPING_SEND_MS = 2500;
   const ACTIVE_SEND_MS = 20000; // presence: "online" while the person does something
@@ -22,11 +21,6 @@
   let socket = null; // the ws extension's socket wrapper while open
 
   // ---- ids: UUIDv7 strings sort in creation order ----
-  const idTime = (id) => parseInt(id.replace(/-/g, "").slice(0, 12), 16);
-  const idFloor = (ms) => {
-    const hex = Math.max(ms, 0).toString(16).padStart(12, "0");
-    return `${hex.slice(0, 8)}-${hex.slice(8)}-7000-8000-000000000000`;
-  };
   const messageItems = () =>
     Array.from(messages.children).filter((el) => el.classList.contains("message"));
   const newestId = () => {
@@ -38,14 +32,15 @@
     return newest;
   };
 
-  // The ws extension reconnects to the URL it first read; replay from what is on screen now.
+  // The ws extension reconnects to the URL it first read; replay from what is on screen now
+  // (the server also sends what changed meanwhile, older messages included).
   if (window.htmx) {
     htmx.createWebSocket = (url) => {
       let target = url;
       const newest = newestId();
       if (newest && url.includes(`/rooms/${roomId}/ws`)) {
         const parsed = new URL(url);
-        parsed.searchParams.set("after", idFloor(idTime(newest) - REPLAY_MARGIN_MS));
+        parsed.searchParams.set("after", newest);
         target = parsed.toString();
       }
       const ws = new WebSocket(target, []);
@@ -85,11 +80,10 @@
   const isSeparator = (el) => el && el.classList.contains("day-separator");
 
   function tidyMessages() {
-    const seen = new Set();
-    for (const el of messageItems()) {
-      if (seen.has(el.id)) el.remove(); // a replay overlapping what the page had
-      else seen.add(el.id);
-    }
+    // A replay sends changed messages again (appended): the newest copy of each id stays.
+    const newest = new Map();
+    for (const el of messageItems()) newest.set(el.id, el);
+    for (const el of messageItems()) if (newest.get(el.id) !== el) el.remove();
     let items = messageItems();
     if (!items.every((el, i) => i === 0 || items[i - 1].id < el.id)) {
       items.sort((a, b) => (a.id < b.id ? -1 : 1));

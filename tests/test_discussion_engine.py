@@ -277,12 +277,13 @@ def test_stop_keeps_the_partial_reply_and_drops_the_queue(llm_app, fake, room_so
                              and e["data"]["state"] == "stopped")
 
 
-def test_a_new_message_to_agents_cancels_what_was_running(llm_app, fake):
+def test_a_new_message_to_agents_cancels_what_was_running(llm_app, fake, room_socket):
     room = Room(llm_app)
+    ws = room_socket(room)
     fake.queue(FakeReply(text=" ".join(f"w{n}" for n in range(200)), delay_per_token=0.02),
                FakeReply(text="Fresh answer."))
     room.post("@Nova @Scout long one")
-    fake.wait_for_requests(1)
+    ws_client.wait_for_event(ws, lambda e: e["type"] == "message.delta")
     room.post("@Scout actually, quick question")
     room.wait()
     replies = [(m.sender_name, m.status) for m in room.messages() if m.type == "agent"]

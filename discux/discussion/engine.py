@@ -22,16 +22,17 @@ from datetime import timedelta
 from typing import TypeVar
 
 import sqlalchemy as sa
-from flask import Flask, current_app, render_template
+from flask import Flask, current_app
 
 from discux.agents.styles import style_for
 from discux.discussion import turns
 from discux.discussion.context import TurnAgent, build_prompt, estimate_tokens, read_turn
+from discux.discussion.status import publish_status
 from discux.discussion.summaries import SummaryClock, maybe_auto_summarize, summarize_room
 from discux.errors import DiscuxError
 from discux.extensions import db
 from discux.ids import new_id, utcnow
-from discux.llm.base import Delta, LLMError, mean_probability
+from discux.llm.base import Abort, Delta, LLMError, mean_probability
 from discux.llm.registry import get_provider
 from discux.logs import log_model_call
 from discux.messages.mentions import resolve_mentions
@@ -40,6 +41,7 @@ from discux.messages.service import (
     publish_message_completed,
     publish_message_created,
     publish_message_delta,
+    record_deletion,
     render_markdown,
     room_agents,
 )
@@ -58,12 +60,48 @@ DELTA_INTERVAL = 0.05  # ≤ 20 socket updates a second per streaming reply
 # The words of the room notice left when a model failed before writing anything (the reply row
 # is deleted): the admin figures count model errors by them.
 COULD_NOT_ANSWER = "could not answer"
+# Seconds between two writes of a streaming reply's text so far to its row: a restart keeps
+# it, and a socket reconnecting on another worker is sent it.
+STORE_EVERY = 1.0
+# People first: the next agent turn waits (at most this long) while someone in the room types.
+PEOPLE_FIRST_WAIT = 5.0
 # How long a turn waits for its model request to be sent before announcing itself anyway
 # (a slow connect must not hold the "answering" line and the reply row).
 REQUEST_SEND_WAIT = 0.5
 EXTENSION_KEY = "discux.discussion"
 # Sent through the broker so a Stop (or a newer message) reaches whichever worker runs the room.
 CANCEL_EVENT = "discussion.cancel"
+
+
+class CancelSwitch(threading.Event):
+    """A generation's cancel switch: an Event that also calls back when set, so a model request
+    in flight is aborted at once rather than waited out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._callbacks: list[Callable[[], None]] = []
+        self._callbacks_lock = threading.Lock()
+
+    def set(self) -> None:
+        with self._callbacks_lock:
+            super().set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def when_set(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` once the switch is set (now, if it is); returns what unregisters it."""
+        with self._callbacks_lock:
+            if not self.is_set():
+                self._callbacks.append(callback)
+                return lambda: self._forget(callback)
+        callback()
+        return lambda: None
+
+    def _forget(self, callback: Callable[[], None]) -> None:
+        with self._callbacks_lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
 
 
 @dataclass
@@ -74,7 +112,7 @@ class Generation:
     Stop (or a newer message) flips on the worker running it."""
 
     trigger_id: str
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: CancelSwitch = field(default_factory=CancelSwitch)
     replies: int = 0
     handovers: int = 0
     handover_limit: int = MAX_HANDOVERS
@@ -478,13 +516,6 @@ def start_engines() -> None:
         engine_for(app)
 
 
-def publish_status(room_id: str, status: dict) -> None:
-    """Tell the room what the agents are doing (the "N of M answering" line)."""
-    html = render_template("discussion/_status.html", status=status, room_id=room_id, oob=True,
-                           csrf=None)
-    publish(room_id, "agent.status", status, html=html)
-
-
 def on_user_message(message: Message) -> None:
     """Start the agents a just-posted message mentions, in mention order.
 
@@ -581,6 +612,31 @@ def wait_for_rate_limit(agent: TurnAgent, generation: Generation, room_id: str) 
             return False
 
 
+def wait_while_people_type(room_id: str, generation: Generation) -> bool:
+    """People first: hold the turn while someone in the room (not the trigger's author, who
+    just sent it) is typing, PEOPLE_FIRST_WAIT seconds at most, saying so on the status line.
+    False when the generation was cancelled meanwhile. Costs one dict lookup when nobody types."""
+    hub = hub_for()
+    typing = hub.typing(room_id)
+    if not typing:
+        return True
+    author = db.session.scalar(sa.select(Message.sender_id).where(
+        Message.id == generation.trigger_id))
+    db.session.rollback()  # end the read: the turn's own reads must see what comes meanwhile
+    deadline = time.monotonic() + PEOPLE_FIRST_WAIT
+    shown = None
+    while True:
+        names = sorted(name for user_id, name in hub.typing(room_id).items() if user_id != author)
+        left = deadline - time.monotonic()
+        if not names or left <= 0:
+            return True
+        if names != shown:
+            shown = names
+            publish_status(room_id, {"state": "people_typing", "names": " and ".join(names)})
+        if generation.cancel.wait(min(0.2, left)):
+            return False
+
+
 def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
     """Stream one agent's reply into a message row; returns the agents it hands over to.
 
@@ -590,6 +646,8 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
     been announced, so neither the row's write nor a thread hand-off delays the first token."""
     generation = turn.generation
     room_id = runner.room_id
+    if not wait_while_people_type(room_id, generation):
+        return []
     # Everything the prompt needs in one round trip, with the room's agents as rows (a deleted
     # room, or an agent removed from it, has none here) and whether the replying agent may
     # answer now: the count is read from the messages, so the limit holds whichever worker
@@ -621,9 +679,12 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
         context_receipt=prompt.receipt_json(), timestamp=utcnow(), mentions=[],
     )
     first_piece = FirstPiece(current_app._get_current_object(), reply, generation)
+    # Stop (or a newer message) cuts the model request off, waiting for its first token or not.
+    abort = Abort()
+    forget_abort = generation.cancel.when_set(abort.abort)
     deltas = iter(provider.stream_chat(
         prompt.messages, model=agent.model, temperature=style.temperature,
-        max_tokens=style.max_tokens, on_sent=first_piece.request_sent.set,
+        max_tokens=style.max_tokens, on_sent=first_piece.request_sent.set, abort=abort,
     ))
     first_delta, sending_now = engine_for().requests.submit(first_piece.fetch, deltas)
     # Stand aside while the request thread sends the request: this thread would otherwise hold
@@ -653,11 +714,15 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
             raise
         text, logprobs, failure = stream_into(reply, deltas, first_delta, generation)
     finally:
-        # The request thread must be done with the stream before it is closed.
+        forget_abort()
         first_piece.give_up()
-        if not first_delta.cancel():
-            first_delta.exception()
-        deltas.close()
+        abort.abort()  # a request still running is not needed any more (a no-op once done)
+        # The stream is closed by whichever thread is done with it last: the request thread
+        # may still be inside its first read (it returns at once, aborted).
+        if first_delta.cancel() or first_delta.done():
+            deltas.close()
+        else:
+            first_delta.add_done_callback(lambda _: deltas.close())
     elapsed = time.monotonic() - started
 
     content = "".join(text).strip()
@@ -667,11 +732,14 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
         reply_tokens=len(logprobs) or (estimate_tokens(content) if content else 0),
         seconds=elapsed, outcome="failed" if failure else
         "stopped" if generation.cancel.is_set() else "complete")
-    if failure and not content:
+    if not content and (failure or generation.cancel.is_set()):
+        # Nothing was said: the placeholder goes (stopped before the first token, or failed).
         db.session.delete(reply)
+        record_deletion(room_id, reply.id)
         db.session.commit()
         publish(room_id, "message.deleted", {"id": reply.id})
-        tell_room(room_id, f"⚠️ **{agent.name}** {COULD_NOT_ANSWER}: {failure}.")
+        if failure:
+            tell_room(room_id, f"⚠️ **{agent.name}** {COULD_NOT_ANSWER}: {failure}.")
         return []
 
     reply.content = content
@@ -736,16 +804,47 @@ class FirstPiece:
         return delta, True
 
 
+def first_piece_or_stop(first_delta: Future, generation: Generation) -> bool:
+    """Wait for the request thread's first piece; False when the turn was stopped first (the
+    turn ends now: its aborted request returns on its own)."""
+    woken = threading.Event()
+    first_delta.add_done_callback(lambda _: woken.set())
+    forget = generation.cancel.when_set(woken.set)
+    try:
+        woken.wait()
+    finally:
+        forget()
+    return not generation.cancel.is_set()
+
+
+# Built once: the text of a streaming reply so far, written every STORE_EVERY seconds.
+STORE_STREAMED_TEXT = (
+    sa.update(Message).where(Message.id == sa.bindparam("reply_id"))
+    .values(content=sa.bindparam("text"))
+    .execution_options(synchronize_session=False)
+)
+
+
+def store_streamed_text(reply: Message, text: str) -> None:
+    """Write the reply's text so far to its row (its changed_at moves with it)."""
+    db.session.execute(STORE_STREAMED_TEXT, {"reply_id": reply.id, "text": text})
+    db.session.commit()
+
+
 def stream_into(reply: Message, deltas: Iterator[Delta], first_delta: Future,
                 generation: Generation) -> tuple[list[str], list[float], str | None]:
     """Publish the reply's pieces as they come: the first at once, then at most one socket
-    update per DELTA_INTERVAL. Returns the text pieces, token log-probabilities and the
-    failure (None when the stream ended normally)."""
+    update per DELTA_INTERVAL; what was published is stored every STORE_EVERY seconds. Returns
+    the text pieces, token log-probabilities and the failure (None when the stream ended
+    normally or was stopped)."""
     text: list[str] = []
     logprobs: list[float] = []
     pending: list[str] = []
     last_push = 0.0  # so the first piece goes out the moment it arrives
+    last_store = time.monotonic()
     try:
+        if not first_piece_or_stop(first_delta, generation):
+            return text, logprobs, None
         delta, published = first_delta.result()
         if published:
             text.append(delta.text)
@@ -763,8 +862,13 @@ def stream_into(reply: Message, deltas: Iterator[Delta], first_delta: Future,
                 publish_message_delta(reply.room_id, reply.id, "".join(pending))
                 pending.clear()
                 last_push = now
+                if now - last_store >= STORE_EVERY:
+                    store_streamed_text(reply, "".join(text))
+                    last_store = now
             delta = next(deltas, None)
     except LLMError as error:
+        if generation.cancel.is_set():
+            return text, logprobs, None  # the aborted request: stopped, not failed
         return text, logprobs, error.message
     finally:
         if pending and not generation.cancel.is_set():

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from discux.discussion.briefs import add_version, current_brief, link_sources
 from discux.discussion.context import estimate_tokens
+from discux.discussion.status import publish_status
 from discux.extensions import db
 from discux.llm.base import LLMError
 from discux.llm.registry import get_provider
@@ -148,7 +149,7 @@ def write_summary(room_id: str, requested_by: str | None) -> None:
     if brief is not None:
         prompt.append({"role": "user", "content": f"The current brief:\n{brief.content}"})
     prompt.append({"role": "user", "content": f"The discussion:\n{transcript}"})
-    publish(room_id, "agent.status", {"state": "summarizing"})
+    publish_status(room_id, {"state": "summarizing"})
     provider = get_provider()
     started = time.monotonic()
     try:

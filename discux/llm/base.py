@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -27,6 +28,47 @@ class Delta:
     logprobs: list[float] = field(default_factory=list)
 
 
+class Abort:
+    """Ends a model request from another thread (Stop, a newer message): the provider says
+    how to cut its request off with `on_abort`; `abort()` does it at once."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._hooks: list[Callable[[], None]] = []
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True as soon as the request is aborted."""
+        return self._event.wait(seconds)
+
+    def on_abort(self, hook: Callable[[], None]) -> Callable[[], None]:
+        """Run `hook` when aborted (now if already); returns what unregisters it. A hook never
+        runs after its unregistering returned."""
+        with self._lock:
+            if not self._event.is_set():
+                self._hooks.append(hook)
+                return lambda: self._forget(hook)
+        hook()
+        return lambda: None
+
+    def _forget(self, hook: Callable[[], None]) -> None:
+        with self._lock:
+            if hook in self._hooks:
+                self._hooks.remove(hook)
+
+    def abort(self) -> None:
+        with self._lock:  # held while the hooks run: see on_abort
+            if self._event.is_set():
+                return
+            self._event.set()
+            for hook in self._hooks:
+                hook()
+            self._hooks.clear()
+
+
 @runtime_checkable
 class Provider(Protocol):
     """What the app needs from a model backend: stream a reply, complete one, list models."""
@@ -45,9 +87,11 @@ class Provider(Protocol):
         max_tokens: int,
         want_logprobs: bool = True,
         on_sent: Callable[[], None] | None = None,
+        abort: Abort | None = None,
     ) -> Iterator[Delta]:
         """Yield the reply piece by piece; raise LLMError when it cannot be had. `on_sent` is
-        called (on the thread iterating) once the request is on its way to the model."""
+        called (on the thread iterating) once the request is on its way to the model; once
+        `abort` is set the request is cut off (not retried) and LLMError is raised."""
         ...
 
     def complete(

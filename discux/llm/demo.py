@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from collections.abc import Callable, Iterator
 
-from discux.llm.base import ChatMessage, Delta
+from discux.llm.base import Abort, ChatMessage, Delta, LLMError
 
 TAKES = (
     "I'd start by naming the one decision we actually need to make, then list what would "
@@ -84,13 +83,17 @@ class DemoProvider:
         max_tokens: int,
         want_logprobs: bool = True,
         on_sent: Callable[[], None] | None = None,
+        abort: Abort | None = None,
     ) -> Iterator[Delta]:
         """Yield the demo reply one word at a time; it has no logprobs, so none are invented."""
         if on_sent is not None:
             on_sent()  # nothing to send: the reply is being made here
+        abort = abort or Abort()
         for index, word in enumerate(WORD.findall(demo_reply(messages, max_tokens))):
             if index and self.word_delay:
-                time.sleep(self.word_delay)
+                abort.wait(self.word_delay)
+            if abort.is_set():
+                raise LLMError("the request was stopped")
             yield Delta(text=word)
 
     def complete(

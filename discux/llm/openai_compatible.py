@@ -3,7 +3,9 @@ through the official `openai` SDK, with every failure turned into an LLMError in
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +15,7 @@ import httpx2
 import openai
 from openai import DefaultHttpxClient, OpenAI, Timeout
 
-from discux.llm.base import ChatMessage, Delta, LLMError
+from discux.llm.base import Abort, ChatMessage, Delta, LLMError
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +32,59 @@ _models: dict[tuple[str, str], tuple[float, list[str]]] = {}
 # (base_url, model) pairs whose server refused the `logprobs` parameter: don't ask again.
 _no_logprobs: set[tuple[str, str]] = set()
 _lock = threading.Lock()
-# What to call, on the thread sending a streamed request, once the request is written.
+# The streamed request this thread is sending: what to call once it is written, its abort
+# switch, and the thread's own connection (see `streaming_client_for`).
 _sending = threading.local()
 
 
+class RequestAborted(openai.OpenAIError):
+    """Raised from the request hook when a request (or the SDK's retry of it) is aborted; the
+    SDK passes its own errors through without retrying."""
+
+
+class ThreadConnection:
+    """The network stream of one thread's streaming client: another thread shuts its socket
+    down to abort the request in flight (a blocked read returns at once)."""
+
+    def __init__(self) -> None:
+        self.stream = None
+
+    def cut(self) -> None:
+        stream = self.stream
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
 def _on_request(request: httpx2.Request) -> None:
-    """Watch the request's connection for the moment it starts waiting for the answer."""
+    """Refuse to send an aborted request; watch the request's connection for the moment it
+    starts waiting for the answer, and for the network stream it opens."""
+    abort = getattr(_sending, "abort", None)
+    if abort is not None and abort.is_set():
+        raise RequestAborted("the request was stopped")
     on_sent = getattr(_sending, "on_sent", None)
-    if on_sent is None:
+    connection = getattr(_sending, "connection", None)
+    if on_sent is None and connection is None:
         return
 
-    def on_connection_event(event: str, _info: dict) -> None:
-        if event.endswith("receive_response_headers.started"):
+    def on_connection_event(event: str, info: dict) -> None:
+        if event == "connection.connect_tcp.complete" and connection is not None:
+            connection.stream = info.get("return_value")
+        elif event.endswith("receive_response_headers.started") and on_sent is not None:
             on_sent()
 
     request.extensions["trace"] = on_connection_event
+
+
+def _new_client(base_url: str, api_key: str) -> OpenAI:
+    return OpenAI(
+        base_url=base_url,
+        api_key=api_key,
+        max_retries=MAX_RETRIES,
+        timeout=Timeout(30.0, connect=5.0),
+        http_client=DefaultHttpxClient(event_hooks={"request": [_on_request]}),
+    )
 
 
 def client_for(base_url: str, api_key: str | None) -> OpenAI:
@@ -53,15 +93,24 @@ def client_for(base_url: str, api_key: str | None) -> OpenAI:
     with _lock:
         client = _clients.get(key)
         if client is None:
-            client = OpenAI(
-                base_url=base_url,
-                api_key=key[1],
-                max_retries=MAX_RETRIES,
-                timeout=Timeout(30.0, connect=5.0),
-                http_client=DefaultHttpxClient(event_hooks={"request": [_on_request]}),
-            )
-            _clients[key] = client
+            client = _clients[key] = _new_client(*key)
         return client
+
+
+def streaming_client_for(base_url: str, api_key: str | None) -> tuple[OpenAI, ThreadConnection]:
+    """This thread's SDK client for streamed replies, and its connection.
+
+    A thread sends one request at a time, so its own client's pool holds the one connection
+    its request runs on: aborting shuts that socket down, through httpx's `trace` extension
+    (which hands over the network stream it connects) and the stream's `socket` info. The
+    connection is kept alive between requests, as with a shared client."""
+    clients = getattr(_sending, "clients", None)
+    if clients is None:
+        clients = _sending.clients = {}
+    key = (base_url, api_key or PLACEHOLDER_API_KEY)
+    if key not in clients:
+        clients[key] = (_new_client(*key), ThreadConnection())
+    return clients[key]
 
 
 def display_url(url: str) -> str:
@@ -113,30 +162,43 @@ class OpenAICompatibleProvider:
         max_tokens: int,
         want_logprobs: bool = True,
         on_sent: Callable[[], None] | None = None,
+        abort: Abort | None = None,
     ) -> Iterator[Delta]:
         """Yield the reply as it arrives; LLMError names what went wrong. `on_sent` is called
-        once the request is written and the server is working on it."""
+        once the request is written and the server is working on it; `abort` cuts the request
+        off at once, waiting for the first token or between two (no retry follows)."""
+        abort = abort or Abort()
+        if abort.is_set():
+            raise LLMError("the request was stopped")
         model_name = self._resolve_model(model)
         deadline = time.monotonic() + self.total_timeout
-        _sending.on_sent = on_sent
+        client, connection = streaming_client_for(self.base_url, self.api_key)
+        forget_abort = abort.on_abort(connection.cut)
         try:
-            stream = self._open_stream(messages, model_name, temperature, max_tokens,
-                                       want_logprobs)
+            _sending.on_sent, _sending.abort, _sending.connection = on_sent, abort, connection
+            try:
+                stream = self._open_stream(client, messages, model_name, temperature,
+                                           max_tokens, want_logprobs, abort)
+            finally:
+                _sending.on_sent = _sending.abort = _sending.connection = None
+            try:
+                for chunk in stream:
+                    if time.monotonic() > deadline:
+                        raise LLMError(
+                            f"the reply took longer than {self.total_timeout:g} s in all")
+                    delta = _delta_of(chunk)
+                    if delta is not None:
+                        yield delta
+            except LLMError:
+                raise
+            except Exception as error:
+                if abort.is_set():
+                    raise LLMError("the request was stopped") from error
+                raise self._explain(error, stream_open=True) from error
+            finally:
+                stream.close()
         finally:
-            _sending.on_sent = None
-        try:
-            for chunk in stream:
-                if time.monotonic() > deadline:
-                    raise LLMError(f"the reply took longer than {self.total_timeout:g} s in all")
-                delta = _delta_of(chunk)
-                if delta is not None:
-                    yield delta
-        except LLMError:
-            raise
-        except Exception as error:
-            raise self._explain(error, stream_open=True) from error
-        finally:
-            stream.close()
+            forget_abort()
 
     def complete(
         self, messages: list[ChatMessage], *, model: str | None, temperature: float,
@@ -190,7 +252,8 @@ class OpenAICompatibleProvider:
             raise LLMError("no model is configured: set DISCUX_LLM_MODEL")
         return names[0]
 
-    def _open_stream(self, messages, model_name, temperature, max_tokens, want_logprobs):
+    def _open_stream(self, client, messages, model_name, temperature, max_tokens,
+                     want_logprobs, abort: Abort):
         ask_logprobs = want_logprobs and (self.base_url, model_name) not in _no_logprobs
         request = {
             "model": model_name,
@@ -203,15 +266,17 @@ class OpenAICompatibleProvider:
         try:
             if ask_logprobs:
                 try:
-                    return self._client.chat.completions.create(**request, logprobs=True)
+                    return client.chat.completions.create(**request, logprobs=True)
                 except openai.BadRequestError as error:
                     # Some servers refuse the parameter instead of ignoring it: ask once without.
                     if "logprob" not in str(error).lower():
                         raise
                     with _lock:
                         _no_logprobs.add((self.base_url, model_name))
-            return self._client.chat.completions.create(**request)
+            return client.chat.completions.create(**request)
         except Exception as error:
+            if abort.is_set():
+                raise LLMError("the request was stopped") from error
             raise self._explain(error, stream_open=False) from error
 
     def _explain(self, error: Exception, *, stream_open: bool) -> Exception:

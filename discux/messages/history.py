@@ -23,10 +23,6 @@ PAGE_SIZE = 50
 ID_PATTERN = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
-# The socket replays from a little before the newest message shown: a message whose id was
-# taken just before the page was read but committed just after still arrives (the page drops
-# the copies it already has).
-REPLAY_MARGIN_MS = 5000
 
 
 def page_before(room_id: str, before_id: str | None = None, limit: int = PAGE_SIZE):
@@ -148,11 +144,10 @@ def id_epoch_ms(message_id: str) -> int:
 
 
 def replay_from(newest_id: str | None) -> str:
-    """The `?after=` a page gives its socket."""
-    now_floor = time.time_ns() // 1_000_000 - REPLAY_MARGIN_MS
-    if newest_id is None:
-        return id_floor(now_floor)
-    return id_floor(min(id_epoch_ms(newest_id) - REPLAY_MARGIN_MS, now_floor))
+    """The `?after=` a page gives its socket: the newest message it shows (or now, for an empty
+    room). The socket also sends what changed from a little before it, so a message whose id
+    was taken just before the page was read but committed just after still arrives."""
+    return newest_id or id_floor(time.time_ns() // 1_000_000)
 
 
 def composer_context(room: Room, participant: RoomParticipant, text: str = "",

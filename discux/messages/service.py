@@ -6,6 +6,8 @@ helpers so agent replies are stored and pushed exactly like people's messages.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 
 from discux import plans
@@ -14,18 +16,30 @@ from discux.extensions import db
 from discux.ids import new_id, utcnow
 from discux.messages.mentions import resolve_mentions
 from discux.messages.rendering import MessageView, render_markdown
-from discux.models import Agent, Message, MessageMention, Room, RoomAgent, RoomParticipant, User
+from discux.models import (
+    Agent,
+    Message,
+    MessageDeletion,
+    MessageMention,
+    Room,
+    RoomAgent,
+    RoomParticipant,
+    User,
+)
 from discux.realtime import publish
 from discux.rooms.permissions import can, membership
 
 __all__ = [
     "MAX_LENGTH", "InvalidMessage", "MessageNotFound", "delete_message", "message_payload", "post_system_message",
     "post_user_message", "publish_message_completed", "publish_message_created",
-    "publish_message_delta", "render_markdown", "room_agents", "validate_content",
+    "publish_message_delta", "record_deletion", "render_markdown", "room_agents",
+    "validate_content",
 ]
 
 MAX_LENGTH = 4000
 SYSTEM_SENDER = "system"
+# How long a deleted message's id is kept for sockets reconnecting with an older `?after=`.
+DELETIONS_KEPT = timedelta(days=7)
 
 
 class MessageNotFound(DiscuxError):
@@ -227,5 +241,15 @@ def delete_message(user: User, room: Room, message_id: str) -> None:
     )
     require_may_delete(message, membership(user, room.id), room)
     db.session.delete(message)
+    record_deletion(room.id, message_id)
     db.session.commit()
     publish(room.id, "message.deleted", {"id": message_id})
+
+
+def record_deletion(room_id: str, message_id: str) -> None:
+    """Note, in the caller's transaction, that a message of the room is deleted, so sockets
+    that reconnect are told; the room's notes older than DELETIONS_KEPT go at the same time."""
+    now = utcnow()
+    db.session.execute(sa.delete(MessageDeletion).where(
+        MessageDeletion.room_id == room_id, MessageDeletion.deleted_at < now - DELETIONS_KEPT))
+    db.session.add(MessageDeletion(message_id=message_id, room_id=room_id, deleted_at=now))

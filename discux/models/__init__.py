@@ -5,7 +5,7 @@ from discux.models.auth import PLANS, Account, ApiToken, Session, User, Verifica
 from discux.models.briefs import BRIEF_SOURCES, RoomBrief
 from discux.models.imports import ImportedRow
 from discux.models.invitations import RoomInvitation
-from discux.models.messages import MESSAGE_TYPES, Message, MessageMention
+from discux.models.messages import MESSAGE_TYPES, Message, MessageDeletion, MessageMention
 from discux.models.rooms import ROLES, Room, RoomAgent, RoomParticipant, RoomSettings
 from discux.models.turns import TURN_KINDS, TURN_STATES, AgentGeneration, AgentTurn
 from discux.models.usage import UsageCounter
@@ -13,7 +13,7 @@ from discux.models.usage import UsageCounter
 __all__ = [
     "BRIEF_SOURCES", "MESSAGE_TYPES", "PLANS", "ROLES", "STYLES", "TURN_KINDS", "TURN_STATES",
     "Account", "Agent", "AgentGeneration", "AgentTurn", "ApiToken", "ImportedRow", "Message",
-    "MessageMention", "Room", "RoomAgent",
+    "MessageDeletion", "MessageMention", "Room", "RoomAgent",
     "RoomBrief", "RoomInvitation", "RoomParticipant", "RoomSettings", "Session", "UsageCounter", "User",
     "VerificationToken",
 ]

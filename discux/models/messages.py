@@ -27,6 +27,8 @@ class Message(db.Model):
         sa.Index("idx_reply_to_id", "reply_to_id"),
         # The admin page's figures count the last 30 days of every room.
         sa.Index("idx_messages_timestamp", "timestamp"),
+        # A reconnecting socket asks for the room's messages changed since its `after` id.
+        sa.Index("idx_room_changed_at", "room_id", "changed_at"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
@@ -60,6 +62,10 @@ class Message(db.Model):
     )
     # JSON: what an agent was sent for this reply (message ids, brief version, token estimate).
     context_receipt: Mapped[str | None] = mapped_column(Text)
+    # Set on insert and on every update (ORM or Core), so a reconnecting socket can be sent
+    # what changed after the message it saw last (discux.realtime.sockets.replay).
+    changed_at: Mapped[datetime | None] = mapped_column(TimestampMs, default=utcnow,
+                                                        onupdate=utcnow)
 
     mentions = db.relationship(
         "MessageMention", cascade="all, delete-orphan", passive_deletes=True, lazy="selectin"
@@ -80,3 +86,16 @@ class MessageMention(db.Model):
     mentioned_agent_id: Mapped[str] = mapped_column(
         sa.String(36), sa.ForeignKey("agents.id", ondelete="CASCADE")
     )
+
+
+class MessageDeletion(db.Model):
+    """A deleted message's id, kept a while so reconnecting sockets are told it went."""
+
+    __tablename__ = "message_deletions"
+    __table_args__ = (sa.Index("idx_room_deleted_at", "room_id", "deleted_at"),)
+
+    message_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    room_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("rooms.id", ondelete="CASCADE")
+    )
+    deleted_at: Mapped[datetime | None] = mapped_column(TimestampMs, default=utcnow)

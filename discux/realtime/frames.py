@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 
     from discux.realtime.hub import Connection
 
-MESSAGE_EVENTS = ("message.created", "message.completed", "summary.created")
+MESSAGE_EVENTS = ("message.created", "message.completed", "message.updated", "summary.created")
 EVENT_TYPES = frozenset({
-    "message.created", "message.delta", "message.completed", "message.deleted",
+    "message.created", "message.delta", "message.completed", "message.updated",
+    "message.deleted",
     "agent.status", "typing", "presence", "summary.created",
 })
 
@@ -54,14 +55,14 @@ def render(event: dict, key: tuple, env: Environment) -> str:
     if kind in MESSAGE_EVENTS:
         view = MessageView.from_payload(data)
         own, may_delete = key[1], key[2]
-        if kind == "message.completed":
+        if kind in ("message.completed", "message.updated"):
             return message_html(env, view, own, may_delete, oob="outerHTML")
         return append_messages([message_html(env, view, own, may_delete)])
     if kind == "message.delta":
         return (f'<div hx-swap-oob="beforeend:#message-body-{escape(data.get("id", ""))}">'
                 f'{escape(data.get("delta", ""))}</div>')
     if kind == "message.deleted":
-        return f'<div id="message-{escape(data.get("id", ""))}" hx-swap-oob="delete"></div>'
+        return deleted_html(data.get("id", ""))
     if kind == "typing":
         return ('<div hx-swap-oob="beforeend:#typing-indicator">'
                 f'<span class="typing-user" data-user-id="{escape(data.get("user_id", ""))}">'
@@ -87,6 +88,11 @@ def message_html(env: Environment, view: MessageView, own: bool, can_delete: boo
     return env.get_template("messages/_message.html").render(
         message=view, own=own, can_delete=can_delete, oob=oob
     )
+
+
+def deleted_html(message_id: str) -> str:
+    """Removes the message from the page."""
+    return f'<div id="message-{escape(message_id)}" hx-swap-oob="delete"></div>'
 
 
 def rights_html(may_delete_own: bool, may_delete_any: bool) -> str | None:

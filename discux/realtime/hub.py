@@ -36,6 +36,9 @@ AWAY_AFTER = 60.0  # seconds without activity before "online" becomes "away" (SP
 SWEEP_EVERY = 5.0
 HEARTBEAT_EVERY = 30.0
 FLUSH = None  # a queue item: finish the frame a direct write could only start
+TYPING_FRESH = 3.0  # seconds a typing event means "typing now" (clients repeat it every 2.5 s)
+# A streaming reply whose events stopped coming (its worker died) is forgotten after this long.
+STREAM_FORGET_AFTER = 600.0
 
 
 class Connection:
@@ -60,9 +63,14 @@ class Connection:
         self.bad_frames = 0
         # ids already sent by the `?after=` replay: the live event for them is skipped
         self.replayed: set[str] = set()
+        # streaming replies the replay sent in their final state: their live pieces are skipped
+        self.settled: set[str] = set()
+        # {reply id: text so far} of the room's streaming replies when the socket registered:
+        # every later piece reaches the socket live (see Hub.register)
+        self.streams_at_start: dict[str, str] = {}
         # a list, not a deque: it is only appended to and taken whole (and a deque's first
         # block alone is 600 bytes, per socket)
-        self._items: list[tuple[OutboundFrame | None, str | None]] = []
+        self._items: list[tuple[OutboundFrame | None, str | None, str | None]] = []
         self._lock = threading.Lock()
         self._wake_read, self._wake_write = wake_up_descriptors()
         # True while the handler thread writes (the replay, or a batch from the queue): frames
@@ -71,8 +79,11 @@ class Connection:
         self._closing: tuple[int, str] | None = None
         self.aborted = False
 
-    def offer(self, frame: OutboundFrame, message_id: str | None = None) -> bool:
+    def offer(self, frame: OutboundFrame, message_id: str | None = None,
+              piece_of: str | None = None) -> bool:
         """Send or queue a frame; False when the queue is full (the client is not keeping up).
+        `message_id`: the message a created event is about; `piece_of`: the reply a streamed
+        piece belongs to (both skipped when the replay already sent them).
 
         Written straight from the caller's thread only when nothing is queued and the handler
         thread is not writing, so a frame never overtakes an earlier one."""
@@ -80,9 +91,8 @@ class Connection:
             if self._closing or self.aborted:
                 return True
             if not self._items and not self._busy:
-                # The replay is over: a live copy of a replayed message is dropped here.
-                if message_id is not None and message_id in self.replayed:
-                    self.replayed.discard(message_id)
+                # The replay is over: a live copy of what it sent is dropped here.
+                if self._sent_by_replay(message_id, piece_of):
                     return True
                 written = self.ws.try_send_frame(frame)
                 if written:
@@ -90,14 +100,20 @@ class Connection:
                 if written is False:
                     # The kernel took part of the frame; the socket keeps the rest, which the
                     # handler thread writes before anything queued after it.
-                    self._items.append((FLUSH, None))
+                    self._items.append((FLUSH, None, None))
                     self._wake()
                     return True
             if len(self._items) >= self.queue_limit:
                 return False
-            self._items.append((frame, message_id))
+            self._items.append((frame, message_id, piece_of))
             self._wake()
         return True
+
+    def _sent_by_replay(self, message_id: str | None, piece_of: str | None) -> bool:
+        if message_id is not None and message_id in self.replayed:
+            self.replayed.discard(message_id)
+            return True
+        return piece_of is not None and piece_of in self.settled
 
     def _wake(self) -> None:
         """Wake the handler thread (the caller holds `_lock`, so the descriptor is still open)."""
@@ -150,9 +166,8 @@ class Connection:
                     elif not ws.read_input():
                         return
                 items, closing = self._take()
-                for frame, message_id in items:
-                    if message_id is not None and message_id in self.replayed:
-                        self.replayed.discard(message_id)  # the replay sent it already
+                for frame, message_id, piece_of in items:
+                    if self._sent_by_replay(message_id, piece_of):
                         continue
                     if frame is FLUSH:
                         ws.flush()
@@ -203,11 +218,40 @@ def wake_up_descriptors() -> tuple[int, int]:
 
 
 @dataclass
+class StreamText:
+    """A streaming reply's text so far, as its events passed through this process."""
+
+    parts: list[str]
+    touched: float
+
+
+@dataclass
 class RoomChannel:
-    """A room's sockets in this process; the lock orders its events for all of them."""
+    """A room's sockets in this process and the text of its streaming replies; the lock orders
+    its events for all of them. Sockets are added and removed holding the lock and the hub's."""
 
     conns: set[Connection] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    streams: dict[str, StreamText] = field(default_factory=dict)
+    closed: bool = False  # dropped from the hub: a new channel takes its place
+
+    def follow(self, event: dict) -> None:
+        """Keep the text of the room's streaming replies up to date with this event."""
+        kind = event["type"]
+        data = event.get("data") or {}
+        now = time.monotonic()
+        if kind == "message.created" and data.get("status") == "streaming":
+            for message_id in [m for m, t in self.streams.items()
+                               if now - t.touched > STREAM_FORGET_AFTER]:
+                del self.streams[message_id]
+            self.streams[data.get("id", "")] = StreamText([data.get("content") or ""], now)
+        elif kind == "message.delta":
+            stream = self.streams.get(data.get("id", ""))
+            if stream is not None:
+                stream.parts.append(data.get("delta") or "")
+                stream.touched = now
+        elif kind in ("message.completed", "message.deleted"):
+            self.streams.pop(data.get("id", ""), None)
 
 
 class Hub:
@@ -223,6 +267,8 @@ class Hub:
         self._local_states: dict[tuple[str, str], str] = {}
         self._published: dict[tuple[str, str], str] = {}
         self._presence_lock = threading.Lock()
+        # {room_id: {user_id: (name, when)}}: who typed lately, from every worker's sockets
+        self._typing: dict[str, dict[str, tuple[str, float]]] = {}
         self._sweeper: threading.Thread | None = None
         # Events for this process's own machinery rather than its sockets (e.g. the discussion
         # engine's "stop this room"), keyed by type; they reach every worker like any event.
@@ -235,29 +281,101 @@ class Hub:
         return self._count
 
     def register(self, conn: Connection) -> bool:
-        """Add a socket, or refuse it (False) when this process is at its socket cap."""
+        """Add a socket, or refuse it (False) when this process is at its socket cap.
+
+        The socket is added under its room's lock, with the text its streaming replies have
+        so far (`conn.streams_at_start`): every event after that reaches it, none before."""
         with self._lock:
             if self._count >= self.max_sockets:
                 return False
             self._count += 1
-            self._rooms.setdefault(conn.room_id, RoomChannel()).conns.add(conn)
             if self._sweeper is None or not self._sweeper.is_alive():
                 self._sweeper = threading.Thread(target=self._sweep, name="discux-presence",
                                                  daemon=True)
                 self._sweeper.start()
+        channel = self._locked_channel(conn.room_id, create=True)
+        try:
+            with self._lock:
+                channel.conns.add(conn)
+            conn.streams_at_start = {message_id: "".join(stream.parts)
+                                     for message_id, stream in channel.streams.items()}
+        finally:
+            channel.lock.release()
         self._presence_changed(conn.room_id, conn.user_id, conn.user_name)
         return True
 
     def unregister(self, conn: Connection) -> None:
-        with self._lock:
-            channel = self._rooms.get(conn.room_id)
-            if channel is None or conn not in channel.conns:
+        channel = self._locked_channel(conn.room_id, create=False)
+        if channel is None:
+            return
+        try:
+            if conn not in channel.conns:
                 return
-            channel.conns.discard(conn)
-            self._count -= 1
-            if not channel.conns:
-                del self._rooms[conn.room_id]
+            with self._lock:
+                channel.conns.discard(conn)
+                self._count -= 1
+            self._drop_if_unused(conn.room_id, channel)
+        finally:
+            channel.lock.release()
         self._presence_changed(conn.room_id, conn.user_id, conn.user_name)
+
+    def _locked_channel(self, room_id: str, create: bool) -> RoomChannel | None:
+        """The room's channel with its lock held (the caller releases it); None when there is
+        none and `create` is False."""
+        while True:
+            with self._lock:
+                channel = self._rooms.get(room_id)
+                if channel is None:
+                    if not create:
+                        return None
+                    channel = self._rooms[room_id] = RoomChannel()
+            channel.lock.acquire()
+            if not channel.closed:
+                return channel
+            channel.lock.release()  # dropped meanwhile: take the room's new one
+
+    def _drop_if_unused(self, room_id: str, channel: RoomChannel) -> None:
+        """Forget a channel with no socket and no streaming reply (its lock is held)."""
+        if channel.conns or channel.streams:
+            return
+        with self._lock:
+            if self._rooms.get(room_id) is channel:
+                del self._rooms[room_id]
+            channel.closed = True
+
+    def streaming_text(self, room_id: str, message_id: str) -> str | None:
+        """The text so far of a reply this process sees streaming; None if it sees none."""
+        channel = self._locked_channel(room_id, create=False)
+        if channel is None:
+            return None
+        try:
+            stream = channel.streams.get(message_id)
+            return "".join(stream.parts) if stream is not None else None
+        finally:
+            channel.lock.release()
+
+    def typing(self, room_id: str) -> dict[str, str]:
+        """{user_id: name} of the people typing in the room now, on any worker."""
+        cutoff = time.monotonic() - TYPING_FRESH
+        with self._lock:
+            room = self._typing.get(room_id)
+            if not room:
+                return {}
+            for user_id in [u for u, (_, when) in room.items() if when < cutoff]:
+                del room[user_id]
+            if not room:
+                del self._typing[room_id]
+            return {user_id: name for user_id, (name, _) in room.items()}
+
+    def _follow_typing(self, event: dict) -> None:
+        data = event.get("data") or {}
+        room_id, user_id = event.get("room_id", ""), data.get("user_id") or data.get("sender_id")
+        with self._lock:
+            if event["type"] == "typing":
+                self._typing.setdefault(room_id, {})[user_id] = (
+                    data.get("name") or "Someone", time.monotonic())
+            elif room_id in self._typing:  # their message is sent: they stopped typing
+                self._typing[room_id].pop(user_id, None)
 
     def connections(self, room_id: str, user_id: str | None = None) -> list[Connection]:
         with self._lock:
@@ -283,18 +401,23 @@ class Hub:
         if event.get("type") == RIGHTS_CONTROL:
             self._apply_rights(event.get("room_id", ""), event.get("data") or {})
             return
-        with self._lock:
-            channel = self._rooms.get(event.get("room_id", ""))
+        kind = event.get("type", "")
+        data = event.get("data") or {}
+        if kind == "typing" or (kind == "message.created" and data.get("type") == "user"):
+            self._follow_typing(event)
+        room_id = event.get("room_id", "")
+        channel = self._locked_channel(
+            room_id, create=kind == "message.created" and data.get("status") == "streaming")
         if channel is None:
             return
-        dedupe_id = None
-        if event["type"] in ("message.created", "summary.created"):
-            dedupe_id = (event.get("data") or {}).get("id")
-        with channel.lock:
+        dedupe_id = data.get("id") if kind in ("message.created", "summary.created") else None
+        piece_of = data.get("id") if kind == "message.delta" else None
+        slow = []
+        try:
+            channel.follow(event)
             with self._lock:
                 conns = list(channel.conns)
             rendered: dict[tuple, OutboundFrame] = {}
-            slow = []
             for conn in conns:
                 key = frames.variant(event, conn)
                 if key is None:
@@ -303,8 +426,11 @@ class Hub:
                 if frame is None:
                     frame = rendered[key] = OutboundFrame(
                         frames.render(event, key, self.app.jinja_env))
-                if not conn.offer(frame, dedupe_id):
+                if not conn.offer(frame, dedupe_id, piece_of):
                     slow.append(conn)
+            self._drop_if_unused(room_id, channel)
+        finally:
+            channel.lock.release()
         for conn in slow:
             log.info("closing a socket of user %s in room %s: %d frames behind",
                      conn.user_id, conn.room_id, conn.queue_limit)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -19,9 +20,9 @@ from flask_login import current_user
 
 from discux.extensions import db, sock
 from discux.external import site_origin
-from discux.messages.history import ID_PATTERN
+from discux.messages.history import ID_PATTERN, id_epoch_ms
 from discux.messages.rendering import MessageView
-from discux.models import Message, Room, User
+from discux.models import Message, MessageDeletion, Room, User
 from discux.realtime import frames, server
 from discux.realtime.hub import Connection, hub_for
 from discux.rooms.permissions import can, membership
@@ -32,6 +33,9 @@ server.install()
 
 REPLAY_CHUNK = 100
 REPLAY_LIMIT = 1000
+# Changes are replayed from a little before the `after` message was written: a message whose
+# id was taken before it but committed after it still reaches the client.
+CHANGES_MARGIN = timedelta(seconds=5)
 CLIENT_FRAME_TYPES = ("typing", "active")
 TYPING_EVERY = 2.0  # seconds between two typing events of one socket
 FRAME_BUDGET = 20  # client frames in a burst; refilled at FRAME_REFILL per second
@@ -80,7 +84,7 @@ def check_before_handshake():
     if room is None or not can(participant, "view", room):
         abort(404)
     fmt = request.args.get("format", "html")
-    after = request.args.get("after") or None
+    after = (request.args.get("after") or "").lower() or None
     if fmt not in {"html", "json"}:
         abort(400, "format must be html or json.")
     if after is not None and not ID_PATTERN.match(after):
@@ -143,9 +147,37 @@ def room_socket(ws, room_id: str):
 
 
 def replay(conn: Connection, after: str) -> None:
-    """Send the room's messages newer than `after`, oldest first, before any live event."""
+    """Bring the socket up to date from `after` (the newest message id its client has), before
+    any live event: first what changed since a little before that message was written
+    (`message.deleted`, then `message.updated` for messages at or before `after` that were
+    completed, stopped, failed or streamed further), then the messages newer than `after`
+    (`message.created`), oldest first. A streaming reply carries its text so far, and its
+    later pieces come live, each once."""
+    hub = hub_for(current_app._get_current_object())
+    since = time_of_id(after) - CHANGES_MARGIN
+    deleted = list(db.session.scalars(
+        sa.select(MessageDeletion.message_id)
+        .where(MessageDeletion.room_id == conn.room_id, MessageDeletion.deleted_at >= since,
+               MessageDeletion.message_id <= after)
+        .order_by(MessageDeletion.message_id).limit(REPLAY_LIMIT)))
+    for message_id in deleted:
+        send_event(conn, "message.deleted", {"id": message_id},
+                   frames.deleted_html(message_id))
+    changed = list(db.session.scalars(
+        sa.select(Message)
+        .where(Message.room_id == conn.room_id, Message.changed_at >= since,
+               Message.id <= after)
+        .order_by(Message.id).limit(REPLAY_LIMIT)))
+    seen = {row.id for row in changed}
+    # Replies that streamed on without their row being written yet (it is, about once a second).
+    streaming = [message_id for message_id in conn.streams_at_start
+                 if message_id <= after and message_id not in seen]
+    if streaming:
+        changed += db.session.scalars(sa.select(Message).where(
+            Message.room_id == conn.room_id, Message.id.in_(streaming)))
+        changed.sort(key=lambda row: row.id)
+    send_messages(conn, hub, changed, "message.updated")
     cursor, sent = after, 0
-    env = current_app.jinja_env
     while sent < REPLAY_LIMIT:
         rows = list(db.session.scalars(
             sa.select(Message)
@@ -155,20 +187,55 @@ def replay(conn: Connection, after: str) -> None:
         ))
         if not rows:
             return
-        views = [MessageView.from_message(row) for row in rows]
-        conn.replayed.update(view.id for view in views)
-        if conn.fmt == "json":
-            for view in views:
-                conn.send_now(frames.json_event("message.created", conn.room_id,
-                                                view.to_payload()))
-        else:
-            parts = []
-            for view in views:
-                own = view.type == "user" and view.sender_id == conn.user_id
-                may_delete = (own and conn.may_delete_own) or conn.may_delete_any
-                parts.append(frames.message_html(env, view, own, may_delete))
-            conn.send_now(frames.append_messages(parts))
+        send_messages(conn, hub, rows, "message.created")
         cursor, sent = rows[-1].id, sent + len(rows)
+
+
+def time_of_id(message_id: str) -> datetime:
+    """When a message with this (UUIDv7) id was created, as naive UTC like the columns."""
+    return datetime.fromtimestamp(id_epoch_ms(message_id) / 1000, UTC).replace(tzinfo=None)
+
+
+def as_replayed(conn: Connection, hub, row: Message) -> MessageView | None:
+    """The message as the replay sends it; None when its events reach the socket live (a reply
+    that began streaming after the socket registered)."""
+    view = MessageView.from_message(row)
+    if row.status != "streaming":
+        if row.type == "agent":
+            # Pieces of it may still be queued for the socket: the final text has them all.
+            conn.settled.add(row.id)
+        return view
+    if row.id in conn.streams_at_start:
+        view.content, view.content_html = conn.streams_at_start[row.id], ""
+        return view
+    if hub.streaming_text(conn.room_id, row.id) is not None:
+        return None
+    return view  # this process saw none of its pieces: the text stored so far
+
+
+def send_messages(conn: Connection, hub, rows: list[Message], kind: str) -> None:
+    """Send `rows` as `kind` events (HTML sockets: one frame appending them); their live
+    `message.created` events are skipped."""
+    views = [view for view in (as_replayed(conn, hub, row) for row in rows) if view is not None]
+    if not views:
+        return
+    conn.replayed.update(view.id for view in views)
+    if conn.fmt == "json":
+        for view in views:
+            conn.send_now(frames.json_event(kind, conn.room_id, view.to_payload()))
+        return
+    env = current_app.jinja_env
+    parts = []
+    for view in views:
+        own = view.type == "user" and view.sender_id == conn.user_id
+        may_delete = (own and conn.may_delete_own) or conn.may_delete_any
+        parts.append(frames.message_html(env, view, own, may_delete))
+    # An updated message is appended too: the page keeps the newest copy of each id, in order.
+    conn.send_now(frames.append_messages(parts))
+
+
+def send_event(conn: Connection, kind: str, data: dict, html: str) -> None:
+    conn.send_now(frames.json_event(kind, conn.room_id, data) if conn.fmt == "json" else html)
 
 
 def send_presence(conn: Connection, hub) -> None:
