@@ -805,8 +805,8 @@ class FirstPiece:
 
 
 def first_piece_or_stop(first_delta: Future, generation: Generation) -> bool:
-    """Wait for the request thread's first piece; False when the turn was stopped first (the
-    turn ends now: its aborted request returns on its own)."""
+    """Wait for the request thread's first piece; False when the turn was stopped before it came
+    (the turn ends now: its aborted request returns on its own)."""
     woken = threading.Event()
     first_delta.add_done_callback(lambda _: woken.set())
     forget = generation.cancel.when_set(woken.set)
@@ -814,7 +814,7 @@ def first_piece_or_stop(first_delta: Future, generation: Generation) -> bool:
         woken.wait()
     finally:
         forget()
-    return not generation.cancel.is_set()
+    return first_delta.done()
 
 
 # Built once: the text of a streaming reply so far, written every STORE_EVERY seconds.

@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
     from discux.realtime.hub import Connection
 
-MESSAGE_EVENTS = ("message.created", "message.completed", "message.updated", "summary.created")
+MESSAGE_EVENTS = ("message.created", "message.completed", "message.updated")
+# Facts for JSON clients only: the page learns of them from the message posted with them
+# (a summary's system message).
+JSON_ONLY_EVENTS = ("summary.created",)
 EVENT_TYPES = frozenset({
     "message.created", "message.delta", "message.completed", "message.updated",
     "message.deleted",
@@ -35,6 +38,8 @@ def variant(event: dict, conn: Connection) -> tuple | None:
         return None  # nobody needs to be told they are typing
     if conn.fmt == "json":
         return ("json",)
+    if kind in JSON_ONLY_EVENTS:
+        return None
     if event.get("html") is not None:
         return ("given",)
     if kind in MESSAGE_EVENTS:

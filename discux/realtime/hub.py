@@ -410,7 +410,7 @@ class Hub:
             room_id, create=kind == "message.created" and data.get("status") == "streaming")
         if channel is None:
             return
-        dedupe_id = data.get("id") if kind in ("message.created", "summary.created") else None
+        dedupe_id = data.get("id") if kind == "message.created" else None
         piece_of = data.get("id") if kind == "message.delta" else None
         slow = []
         try:

@@ -3,7 +3,8 @@
 Tests start a ``FakeLLM`` on a free loopback port and point the app's ``openai``
 client at ``fake.base_url``, so the app talks to "the model" only through real
 HTTP. Replies are scripted per request with ``queue()`` / ``respond_with()``,
-including failure modes (HTTP errors, cut streams, garbage SSE, hangs).
+including failure modes (HTTP errors, cut streams, garbage SSE, hangs) and a model that never
+answers but notices when the client hangs up ("silent", see ``wait_for_hang_ups``).
 
 Standard library only, so the fake cannot drift with the app's dependencies.
 """
@@ -14,6 +15,7 @@ import contextlib
 import itertools
 import json
 import re
+import select
 import socket
 import sys
 import threading
@@ -30,7 +32,8 @@ __all__ = ["FakeLLM", "FakeReply"]
 JSONDict = dict[str, Any]
 Responder = Callable[[JSONDict], "FakeReply | None"]
 
-_MODES = frozenset({"ok", "http_500", "http_429", "http_400", "cut", "garbage", "hang"})
+_MODES = frozenset({"ok", "http_500", "http_429", "http_400", "cut", "garbage", "hang",
+                    "silent"})
 
 # (status, error type, error code) shaped like the real API's error bodies.
 _HTTP_ERRORS: dict[str, tuple[int, str, str]] = {
@@ -54,8 +57,11 @@ class FakeReply:
     # Before the first token; in "ok" mode before the HTTP headers too.
     delay_first: float = 0.0
     delay_per_token: float = 0.0
-    # "ok" | "http_500" | "http_429" | "http_400" | "cut" | "garbage" | "hang"
+    # "ok" | "http_500" | "http_429" | "http_400" | "cut" | "garbage" | "hang" | "silent"
+    # ("silent": never answers, and counts the client hanging up; "ok" with stall_after=n:
+    # sends n tokens, then nothing more until the client hangs up)
     mode: str = "ok"
+    stall_after: int | None = None
     finish_reason: str = "stop"
 
     def __post_init__(self) -> None:
@@ -82,6 +88,8 @@ class FakeLLM:
         self.requests: list[JSONDict] = []
         # (host, port) each chat request came from, in the same order as `requests`.
         self.peers: list[tuple[str, int]] = []
+        # How many clients hung up on a "silent" (or stalled) answer.
+        self.hang_ups = 0
         self._cond = threading.Condition()  # guards requests, _queue, _responder
         self._queue: deque[FakeReply] = deque()
         self._responder: Responder | None = None
@@ -158,7 +166,22 @@ class FakeLLM:
             self._queue.clear()
             self.requests.clear()
             self.peers.clear()
+            self.hang_ups = 0
             self._responder = None
+
+    def wait_for_hang_ups(self, n: int, timeout: float = 5.0) -> int:
+        """Block until `n` clients hung up on a silent or stalled answer."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.hang_ups >= n, timeout=timeout):
+                raise AssertionError(
+                    f"expected >= {n} client hang-up(s) within {timeout}s, but {self.hang_ups} happened"
+                )
+            return self.hang_ups
+
+    def _hung_up(self) -> None:
+        with self._cond:
+            self.hang_ups += 1
+            self._cond.notify_all()
 
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> list[JSONDict]:
         with self._cond:
@@ -308,6 +331,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._stopped_during(None)  # wait until stop(); then drop the connection
             self._abort()
             return
+        if mode == "silent":
+            self._wait_for_hang_up()
+            return
         if mode in _HTTP_ERRORS:
             if self._stopped_during(reply.delay_first):
                 return self._abort()
@@ -372,6 +398,9 @@ class _Handler(BaseHTTPRequestHandler):
             tokens = tokens[: max(1, len(tokens) // 2)]
         # Empty text still sends the (role-carrying) first chunk.
         for i, tok in enumerate(tokens or [""]):
+            if i == reply.stall_after:
+                self._wait_for_hang_up()
+                return
             if i > 0 and self._stopped_during(reply.delay_per_token):
                 return self._abort()
             delta: JSONDict = (
@@ -452,6 +481,22 @@ class _Handler(BaseHTTPRequestHandler):
         if seconds is not None and seconds <= 0:
             return self.fake._stopping.is_set()
         return self.fake._stopping.wait(seconds)
+
+    def _wait_for_hang_up(self) -> None:
+        """Say nothing until the client closes the connection (counted) or stop()."""
+        while not self.fake._stopping.is_set():
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            if not readable:
+                continue
+            try:
+                if self.connection.recv(1, socket.MSG_PEEK):
+                    time.sleep(0.05)  # the client sent more (it should not): keep waiting
+                    continue
+            except OSError:
+                pass
+            self.fake._hung_up()
+            break
+        self._abort()
 
     def _abort(self) -> None:
         self.close_connection = True
