@@ -44,7 +44,6 @@ def upgrade():
 
 
 def downgrade():
-    op.drop_index("idx_room_deleted_at", table_name="message_deletions")
-    op.drop_table("message_deletions")
+    op.drop_table("message_deletions")  # its index goes with it (MariaDB's foreign key uses it)
     op.drop_index("idx_room_changed_at", table_name="messages")
     op.drop_column("messages", "changed_at")
