@@ -31,9 +31,11 @@ _clients: dict[tuple[str, str], OpenAI] = {}
 _models: dict[tuple[str, str], tuple[float, list[str]]] = {}
 # (base_url, model) pairs whose server refused the `logprobs` parameter: don't ask again.
 _no_logprobs: set[tuple[str, str]] = set()
+# Clients for streamed replies not lent out now (see streaming_client).
+_idle_streaming_clients: dict[tuple[str, str], list[tuple[OpenAI, ClientConnection]]] = {}
 _lock = threading.Lock()
 # The streamed request this thread is sending: what to call once it is written, its abort
-# switch, and the thread's own connection (see `streaming_client_for`).
+# switch, and its client's connection (see `streaming_client`).
 _sending = threading.local()
 
 
@@ -42,9 +44,9 @@ class RequestAborted(openai.OpenAIError):
     SDK passes its own errors through without retrying."""
 
 
-class ThreadConnection:
-    """The network stream of one thread's streaming client: another thread shuts its socket
-    down to abort the request in flight (a blocked read returns at once)."""
+class ClientConnection:
+    """The network stream of one streaming client's connection: another thread shuts its
+    socket down to abort the request in flight (a blocked read returns at once)."""
 
     def __init__(self) -> None:
         self.stream = None
@@ -97,20 +99,26 @@ def client_for(base_url: str, api_key: str | None) -> OpenAI:
         return client
 
 
-def streaming_client_for(base_url: str, api_key: str | None) -> tuple[OpenAI, ThreadConnection]:
-    """This thread's SDK client for streamed replies, and its connection.
+@contextlib.contextmanager
+def streaming_client(base_url: str,
+                     api_key: str | None) -> Iterator[tuple[OpenAI, ClientConnection]]:
+    """An SDK client of its own for one streamed reply, and the connection it runs on.
 
-    A thread sends one request at a time, so its own client's pool holds the one connection
-    its request runs on: aborting shuts that socket down, through httpx's `trace` extension
-    (which hands over the network stream it connects) and the stream's `socket` info. The
-    connection is kept alive between requests, as with a shared client."""
-    clients = getattr(_sending, "clients", None)
-    if clients is None:
-        clients = _sending.clients = {}
+    Clients are lent out one request at a time (and kept, with their keep-alive connection,
+    for the next), so a client's pool holds the one connection its request runs on: aborting
+    shuts that socket down, found through httpx's `trace` extension (which hands over the
+    network stream it connects) and the stream's `socket` info."""
     key = (base_url, api_key or PLACEHOLDER_API_KEY)
-    if key not in clients:
-        clients[key] = (_new_client(*key), ThreadConnection())
-    return clients[key]
+    with _lock:
+        idle = _idle_streaming_clients.setdefault(key, [])
+        lent = idle.pop() if idle else None
+    if lent is None:
+        lent = (_new_client(*key), ClientConnection())
+    try:
+        yield lent
+    finally:
+        with _lock:
+            _idle_streaming_clients[key].append(lent)
 
 
 def display_url(url: str) -> str:
@@ -172,33 +180,34 @@ class OpenAICompatibleProvider:
             raise LLMError("the request was stopped")
         model_name = self._resolve_model(model)
         deadline = time.monotonic() + self.total_timeout
-        client, connection = streaming_client_for(self.base_url, self.api_key)
-        forget_abort = abort.on_abort(connection.cut)
-        try:
-            _sending.on_sent, _sending.abort, _sending.connection = on_sent, abort, connection
+        with streaming_client(self.base_url, self.api_key) as (client, connection):
+            forget_abort = abort.on_abort(connection.cut)
             try:
-                stream = self._open_stream(client, messages, model_name, temperature,
-                                           max_tokens, want_logprobs, abort)
+                _sending.on_sent, _sending.abort, _sending.connection = (
+                    on_sent, abort, connection)
+                try:
+                    stream = self._open_stream(client, messages, model_name, temperature,
+                                               max_tokens, want_logprobs, abort)
+                finally:
+                    _sending.on_sent = _sending.abort = _sending.connection = None
+                try:
+                    for chunk in stream:
+                        if time.monotonic() > deadline:
+                            raise LLMError(
+                                f"the reply took longer than {self.total_timeout:g} s in all")
+                        delta = _delta_of(chunk)
+                        if delta is not None:
+                            yield delta
+                except LLMError:
+                    raise
+                except Exception as error:
+                    if abort.is_set():
+                        raise LLMError("the request was stopped") from error
+                    raise self._explain(error, stream_open=True) from error
+                finally:
+                    stream.close()
             finally:
-                _sending.on_sent = _sending.abort = _sending.connection = None
-            try:
-                for chunk in stream:
-                    if time.monotonic() > deadline:
-                        raise LLMError(
-                            f"the reply took longer than {self.total_timeout:g} s in all")
-                    delta = _delta_of(chunk)
-                    if delta is not None:
-                        yield delta
-            except LLMError:
-                raise
-            except Exception as error:
-                if abort.is_set():
-                    raise LLMError("the request was stopped") from error
-                raise self._explain(error, stream_open=True) from error
-            finally:
-                stream.close()
-        finally:
-            forget_abort()
+                forget_abort()
 
     def complete(
         self, messages: list[ChatMessage], *, model: str | None, temperature: float,
