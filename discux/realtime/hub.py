@@ -59,6 +59,7 @@ class Connection:
         self.may_delete_any = may_delete_any
         self.queue_limit = queue_limit
         self.last_active = time.monotonic()
+        self.opened_ms = time.time_ns() // 1_000_000
         self.last_typing = 0.0
         self.bad_frames = 0
         # ids already sent by the `?after=` replay: the live event for them is skipped

@@ -36,6 +36,8 @@ REPLAY_LIMIT = 1000
 # Changes are replayed from a little before the `after` message was written: a message whose
 # id was taken before it but committed after it still reaches the client.
 CHANGES_MARGIN = timedelta(seconds=5)
+# A reply created this long before the socket opened may have sent pieces since it registered.
+OPENING_MARGIN_MS = 5000
 CLIENT_FRAME_TYPES = ("typing", "active")
 TYPING_EVERY = 2.0  # seconds between two typing events of one socket
 FRAME_BUDGET = 20  # client frames in a burst; refilled at FRAME_REFILL per second
@@ -201,8 +203,10 @@ def as_replayed(conn: Connection, hub, row: Message) -> MessageView | None:
     that began streaming after the socket registered)."""
     view = MessageView.from_message(row)
     if row.status != "streaming":
-        if row.type == "agent":
-            # Pieces of it may still be queued for the socket: the final text has them all.
+        if row.type == "agent" and (row.id in conn.streams_at_start
+                                    or id_epoch_ms(row.id) >= conn.opened_ms - OPENING_MARGIN_MS):
+            # Pieces of it may still be queued for the socket (it streamed while the socket
+            # registered): the final text has them all.
             conn.settled.add(row.id)
         return view
     if row.id in conn.streams_at_start:
