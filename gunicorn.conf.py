@@ -45,8 +45,10 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or (
 
 
 def post_worker_init(worker):
-    """Start the agents' turn queue as the worker boots (it takes over rooms whose worker died);
-    on SIGTERM, close this worker's sockets with 1012 (restart) before the graceful wait."""
+    """Start the agents' turn queue as the worker boots (it takes over rooms whose worker died,
+    and its hub follows every room's events from the start, so a socket that reconnects here
+    mid-reply gets the exact text so far); on SIGTERM, close this worker's sockets with 1012
+    (restart) before the graceful wait."""
     from discux.discussion.engine import start_engines
 
     start_engines()

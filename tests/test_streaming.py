@@ -13,6 +13,7 @@ from simple_websocket import ConnectionClosed
 from discux.discussion.engine import engine_for
 from discux.extensions import db
 from discux.models import Message
+from discux.realtime.hub import hub_for
 from tests.conftest import LiveServer, empty_tables
 from tests.support import chat_factories, factories, ws_client
 from tests.support.fake_llm import FakeLLM, FakeReply
@@ -291,3 +292,44 @@ def test_an_agent_does_not_wait_for_the_person_who_just_asked(app, fake, sockets
     status = ws_client.wait_for_event(watcher, lambda e: e["type"] == "agent.status")
     assert status["data"]["state"] == "answering"
     room.wait()
+
+
+def test_a_socket_reconnecting_to_another_worker_mid_reply_loses_nothing(make_app, fake,
+                                                                         redis_server):
+    """Two app instances sharing Redis are two workers: the reply streams on one, the client
+    reconnects to the other and gets the text so far, then the rest, once."""
+    settings = {"DISCUX_LLM_BASE_URL": fake.base_url, "DISCUX_LLM_MODEL": "fake-small",
+                "DISCUX_REDIS_URL": redis_server.url}
+    worker_one, worker_two = make_app(**settings), make_app(**settings)
+    hub_for(worker_two)  # a running worker follows the rooms' events (gunicorn.conf.py)
+    fake.reset()
+    room = Room(worker_one)
+    one, two = LiveServer(worker_one).start(), LiveServer(worker_two).start()
+    try:
+        with worker_one.app_context():
+            token = factories.create_session_token(room.owner_id)
+        first = ws_client.connect(one.url, room.id, token)
+        fake.queue(FakeReply(text=LONG_TEXT, delay_per_token=0.04))
+        room.post("@Nova the long version")
+        reply_id = ws_client.wait_for_event(first, is_agent_event("message.created"))["data"]["id"]
+        ws_client.wait_for_event(first, lambda e: e["type"] == "message.delta")
+        first.close()
+        again = ws_client.connect(two.url, room.id, token, after=reply_id)
+        resent = ws_client.wait_for_event(
+            again, lambda e: e["type"] == "message.updated" and e["data"]["id"] == reply_id)
+        text = resent["data"]["content"]
+        while resent["data"]["status"] == "streaming":
+            event = ws_client.wait_for_event(again, lambda e: e["data"].get("id") == reply_id
+                                             and e["type"] in {"message.delta",
+                                                               "message.completed"})
+            if event["type"] == "message.completed":
+                break
+            text += event["data"]["delta"]
+        assert text == LONG_TEXT
+        again.close()
+        engine_for(worker_one).wait_idle(timeout=10)
+    finally:
+        one.stop()
+        two.stop()
+        with worker_one.app_context():
+            empty_tables(db.engine)
