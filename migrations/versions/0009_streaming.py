@@ -6,16 +6,16 @@ or were deleted since, even though their ids are not newer.
 take their `timestamp`. `message_deletions` keeps a deleted message's id, room and time for a
 while (discux.messages.service.delete_message prunes a room's old ones).
 
-Revision ID: 0008_streaming
-Revises: 0007
+Revision ID: 0009_streaming
+Revises: 0008
 Create Date: 2026-12-03
 """
 from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-revision = "0008_streaming"
-down_revision = "0007"
+revision = "0009_streaming"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
