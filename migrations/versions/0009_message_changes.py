@@ -6,7 +6,7 @@ or were deleted since, even though their ids are not newer.
 take their `timestamp`. `message_deletions` keeps a deleted message's id, room and time for a
 while (discux.messages.service.delete_message prunes a room's old ones).
 
-Revision ID: 0009_streaming
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-03
 """
@@ -14,7 +14,7 @@ from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-revision = "0009_streaming"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
