@@ -29,7 +29,7 @@ from discux.discussion import turns
 from discux.discussion.context import TurnAgent, build_prompt, estimate_tokens, read_turn
 from discux.discussion.status import publish_status
 from discux.discussion.summaries import SummaryClock, maybe_auto_summarize, summarize_room
-from discux.errors import DiscuxError
+from discux.errors import DATABASE_UNAVAILABLE, DiscuxError
 from discux.extensions import db
 from discux.ids import new_id, utcnow
 from discux.llm.base import Abort, Delta, LLMError, mean_probability
@@ -460,6 +460,9 @@ class Engine:
                         db.session.remove()
                 for room_id in rooms:
                     self.kick(room_id)
+            except DATABASE_UNAVAILABLE as error:  # a fault outside the app: say it, look again
+                log.warning("Could not look for agent turns to run: database unavailable (%s)",
+                            type(error).__name__)
             except Exception:
                 log.exception("Could not look for agent turns to run")
             if not self.shared or self.stopping.wait(turns.POLL_SECONDS):
