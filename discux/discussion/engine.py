@@ -6,7 +6,9 @@ turn over (at most MAX_HANDOVERS times, MAX_REPLIES replies per user message). A
 message, or Stop, cancels the generation: queued turns are dropped and a reply being streamed
 stops where it is (kept, marked "stopped"). Rooms run in a bounded thread pool; turns of one
 room never overlap, so two agents never interleave rows. The turns themselves are stored, and
-only the holder of the room's lease runs them (discux.discussion.turns).
+only the holder of the room's lease runs them (discux.discussion.turns). A turn whose agent is at
+its rate limit holds no thread: it goes back to the queue until its agent may answer, and the
+room is woken then.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import sqlalchemy as sa
@@ -127,6 +129,8 @@ class Turn:
     agent_id: str | None = None
     handed_over_by: str | None = None
     requested_by: str | None = None
+    # Set when its agent is at its rate limit: the turn goes back to the queue until then.
+    not_before: datetime | None = None
 
 
 class RoomRunner:
@@ -142,6 +146,7 @@ class RoomRunner:
         self.waiting: list[str] = []
         self.idle = threading.Event()
         self.idle.set()
+        self.wake: threading.Timer | None = None  # kicks the room when its waiting turn may start
 
 
 class RequestThreads:
@@ -207,8 +212,13 @@ class Engine:
         threading.Thread(target=self._poll, name="discux-turn-poll", daemon=True).start()
 
     def close(self) -> None:
-        """Stop polling and renewing (tests end an app's engine with it)."""
+        """Stop polling, renewing and waking rooms (tests end an app's engine with it)."""
         self.stopping.set()
+        with self.lock:
+            runners = list(self.runners.values())
+        for runner in runners:
+            if runner.wake is not None:
+                runner.wake.cancel()
 
     # ---- entry points (called on request threads) ----
     def start_generation(self, room_id: str, trigger_id: str, agent_ids: list[str],
@@ -258,9 +268,10 @@ class Engine:
             runner.idle.set()
 
     def cancel(self, room_id: str) -> None:
-        """Stop the room's agents on whichever worker runs them; that worker says so."""
-        turns.cancel_queued_replies(room_id)
-        if self._cancel_here(self.runner(room_id)):
+        """Stop the room's agents on whichever worker runs them; that worker says so (this one
+        too when a queued turn was cancelled: it may have been waiting for a rate limit)."""
+        cancelled = turns.cancel_queued_replies(room_id)
+        if self._cancel_here(self.runner(room_id)) or cancelled:
             publish_status(room_id, {"state": "stopped"})
         self.hub.publish({"type": CANCEL_EVENT, "room_id": room_id, "html": None,
                           "data": {"announce": True}})
@@ -319,10 +330,25 @@ class Engine:
             runner.idle.clear()
         self.pool.submit(self._drain, runner)
 
+    def _kick_at(self, runner: RoomRunner, when: datetime) -> None:
+        """Kick the room when its waiting turn may start; no thread waits for it meanwhile."""
+        timer = threading.Timer(max(0.0, (when - utcnow()).total_seconds()), self._wake,
+                                [runner.room_id])
+        timer.daemon = True
+        with runner.lock:
+            if runner.wake is not None:
+                runner.wake.cancel()
+            runner.wake = timer
+        timer.start()
+
+    def _wake(self, room_id: str) -> None:
+        if not self.stopping.is_set():
+            self.kick(room_id)
+
     # ---- the worker side ----
     def _drain(self, runner: RoomRunner, lease: turns.Lease | None = None,
                first: turns.Claimed | None = None) -> None:
-        again = False
+        starts = None  # when the room's next turn may start, if this drain had the lease
         lease = lease or self.leases.take(runner.room_id)
         with self.app.app_context():
             try:
@@ -343,20 +369,28 @@ class Engine:
                 # A post that found the lease taken just before it was released left its turn
                 # to this drain: look once more, now that anyone may take the lease.
                 try:
-                    again = lease is not None and turns.has_open_turns(runner.room_id)
+                    starts = turns.next_start(runner.room_id) if lease is not None else None
                 except Exception:
                     log.exception("Could not read the turns of room %s", runner.room_id)
                 db.session.remove()
-                if lease is not None:
+                waits = starts is not None and starts > utcnow()
+                if lease is not None and not waits:  # a waiting turn's status line stays
                     with runner.lock:  # not over a newer drain's "answering"
                         if not runner.active:
                             publish_status(runner.room_id, {"state": "idle"})
-        if again and not self.stopping.is_set():
-            self.kick(runner.room_id)
+        if starts is not None and not self.stopping.is_set():
+            if waits:
+                self._kick_at(runner, starts)
+                self._settle_idle(runner)
+            else:
+                self.kick(runner.room_id)
         else:
-            with runner.lock:
-                if not runner.active:
-                    runner.idle.set()
+            self._settle_idle(runner)
+
+    def _settle_idle(self, runner: RoomRunner) -> None:
+        with runner.lock:
+            if not runner.active:
+                runner.idle.set()
 
     def _run_queue(self, runner: RoomRunner, first: turns.Claimed | None = None) -> None:
         """Run the room's turns in order while this process holds its lease; `first` was
@@ -392,10 +426,19 @@ class Engine:
                 # Its reply, if it had one, would read "writing…" forever.
                 turns.settle_abandoned(runner.room_id)
             finally:
+                # Its agent is at its rate limit: back to the queue, and the next claim finds
+                # the room waiting for it (the drain lets go and wakes the room in time).
+                deferred = turn.not_before is not None and not generation.cancel.is_set()
+                if deferred:
+                    turns.defer(claimed, turn.not_before)
                 with runner.lock:
                     runner.generation = None
-                turns.finish(claimed, generation.replies, generation.handovers,
-                             generation.planned)
+                    stopped = generation.cancel.is_set()
+                if not deferred:
+                    turns.finish(claimed, generation.replies, generation.handovers,
+                                 generation.planned)
+                elif stopped:  # Stop came while it went back to the queue
+                    turns.cancel(claimed)
                 db.session.remove()
 
     def _run(self, runner: RoomRunner, turn: Turn, claimed: turns.Claimed) -> None:
@@ -451,11 +494,13 @@ class Engine:
 
     def _poll(self) -> None:
         """Find rooms with turns nobody runs: at start, then (with Redis) every POLL_SECONDS."""
+        first = True
         while not self.stopping.is_set():
             try:
                 with self.app.app_context():
                     try:
-                        rooms = turns.rooms_with_open_turns()
+                        # At start, also the rooms that wait: their drain sets them a wake-up.
+                        rooms = turns.rooms_with_open_turns(waiting_too=first)
                     finally:
                         db.session.remove()
                 for room_id in rooms:
@@ -465,6 +510,7 @@ class Engine:
                             type(error).__name__)
             except Exception:
                 log.exception("Could not look for agent turns to run")
+            first = False
             if not self.shared or self.stopping.wait(turns.POLL_SECONDS):
                 return
 
@@ -597,22 +643,18 @@ COUNT_AGENT_USE = (
 )
 
 
-def wait_for_rate_limit(agent: TurnAgent, generation: Generation, room_id: str) -> bool:
-    """Hold the room's queue while the agent has used its replies for this minute (it waits,
-    it is not dropped). False when the generation was cancelled while waiting."""
-    while True:
-        now = utcnow()
-        recent = list(db.session.scalars(AGENT_REPLY_TIMES, {
-            "agent_id": agent.id, "since": now - timedelta(seconds=60)}))
-        if len(recent) < AGENT_REPLIES_PER_MINUTE:
-            return True
-        db.session.rollback()  # end the read so the next look sees new rows
-        frees_at = recent[-AGENT_REPLIES_PER_MINUTE] + timedelta(seconds=60)
-        wait = max(0.2, (frees_at - now).total_seconds())
-        publish_status(room_id, {"state": "waiting", "agent": agent.name,
-                                 "seconds": round(wait)})
-        if generation.cancel.wait(min(wait, 5.0)):
-            return False
+def rate_limit_frees_at(agent: TurnAgent) -> datetime:
+    """When the agent, having used its replies for this minute, may answer again: once the
+    oldest reply that counts has left the window (read from the messages, so the limit holds
+    whichever worker wrote them)."""
+    now = utcnow()
+    recent = list(db.session.scalars(AGENT_REPLY_TIMES, {
+        "agent_id": agent.id, "since": now - timedelta(seconds=60)}))
+    db.session.rollback()  # end the read: the turn's next look must see new rows
+    if len(recent) < AGENT_REPLIES_PER_MINUTE:
+        return now
+    # The window includes its first instant: the reply must be a little older than a minute.
+    return recent[-AGENT_REPLIES_PER_MINUTE] + timedelta(seconds=60, milliseconds=50)
 
 
 def wait_while_people_type(room_id: str, generation: Generation) -> bool:
@@ -661,14 +703,11 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
     if agent is None:
         return []
     if agent.recent_replies >= AGENT_REPLIES_PER_MINUTE:
-        if not wait_for_rate_limit(agent, generation, room_id):
-            return []
-        # The room went on while the agent waited: its prompt is read afresh.
-        reads = read_turn(room_id, turn.agent_id, utcnow() - timedelta(seconds=60))
-        in_room = {a.id: a for a in reads.agents}
-        agent = in_room.get(turn.agent_id)
-        if agent is None:
-            return []
+        # It waits in the queue, not on this thread; its prompt is read when it runs.
+        turn.not_before = rate_limit_frees_at(agent)
+        publish_status(room_id, {"state": "waiting", "agent": agent.name, "seconds": round(
+            max(0.0, (turn.not_before - utcnow()).total_seconds()))})
+        return []
 
     provider = get_provider()
     prompt = build_prompt(agent, reads, provider_label=provider.label, is_demo=provider.is_demo)

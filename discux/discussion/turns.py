@@ -8,6 +8,10 @@ took a post tries for the lease at once; with Redis every worker also looks at t
 POLL_SECONDS for rooms whose turns nobody is running. A worker that takes a room's lease and
 finds a turn still `running` knows its owner died: that turn and its streaming reply are marked
 `interrupted`, keeping what was written, and the room's queued turns run on in order.
+
+A turn whose agent is at its rate limit goes back to the queue with a `not_before` time and
+its worker lets go of the room: no thread waits for it, and nothing in its room starts before
+it. The worker wakes the room at that time (and, with Redis, every worker's poll may).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 import redis
 import sqlalchemy as sa
@@ -262,6 +267,9 @@ def claim_next(room_id: str) -> Claimed | None:
         if turn.state == "running":
             settle_abandoned(room_id)
             continue
+        if turn.not_before is not None and turn.not_before > utcnow():
+            db.session.rollback()
+            return None  # it waits for its agent's rate limit, and the room with it
         claimed = Claimed.of(turn, generation)
         taken = db.session.execute(
             sa.update(AgentTurn).where(AgentTurn.id == turn.id, AgentTurn.state == "queued")
@@ -283,6 +291,38 @@ def finish(claimed: Claimed, replies: int, handovers: int, planned: int) -> None
             sa.update(generations).where(generations.c.id == claimed.generation_id)
             .values(replies=replies, handovers=handovers, planned=planned))
     db.session.commit()
+
+
+def defer(claimed: Claimed, until: datetime) -> None:
+    """Put a running turn back in the queue, still first in its room, not to start before
+    `until`."""
+    db.session.rollback()
+    db.session.execute(sa.update(TURNS).where(TURNS.c.id == claimed.turn_id,
+                                              TURNS.c.state == "running")
+                       .values(state="queued", started_at=None, not_before=until))
+    db.session.commit()
+
+
+def cancel(claimed: Claimed) -> None:
+    """Cancel a turn that is queued (Stop came while it was being put back)."""
+    db.session.execute(sa.update(TURNS).where(TURNS.c.id == claimed.turn_id,
+                                              TURNS.c.state == "queued")
+                       .values(state="cancelled", ended_at=utcnow()))
+    db.session.commit()
+
+
+def next_start(room_id: str) -> datetime | None:
+    """When the room's next turn may start (now, unless it waits for a rate limit); None when
+    the room has no turn queued or running."""
+    db.session.rollback()
+    found = db.session.execute(
+        sa.select(TURNS.c.not_before)
+        .where(TURNS.c.room_id == room_id, TURNS.c.state.in_(OPEN_STATES))
+        .order_by(TURNS.c.id).limit(1)).first()
+    db.session.rollback()
+    if found is None:
+        return None
+    return found.not_before or utcnow()
 
 
 def settle_abandoned(room_id: str) -> list[Message]:
@@ -308,10 +348,16 @@ def settle_abandoned(room_id: str) -> list[Message]:
     return replies
 
 
-def rooms_with_open_turns() -> list[str]:
+def rooms_with_open_turns(waiting_too: bool = True) -> list[str]:
+    """Rooms with turns queued or running; without `waiting_too`, not those whose next turn
+    waits for a rate limit."""
     db.session.rollback()
-    rooms = list(db.session.scalars(
-        sa.select(AgentTurn.room_id).where(AgentTurn.state.in_(OPEN_STATES)).distinct()))
+    query = sa.select(TURNS.c.room_id).where(TURNS.c.state.in_(OPEN_STATES)).distinct()
+    if not waiting_too:
+        query = query.where(TURNS.c.room_id.not_in(
+            sa.select(TURNS.c.room_id).where(TURNS.c.state == "queued",
+                                             TURNS.c.not_before > utcnow())))
+    rooms = list(db.session.scalars(query))
     db.session.rollback()
     return rooms
 

@@ -12,7 +12,8 @@ from discux.ids import new_id, utcnow
 from discux.models.types import TimestampMs
 
 TURN_KINDS = ("reply", "summary")
-# queued → running → done; queued → cancelled (Stop, a newer mention); running → interrupted
+# queued → running → done; running → queued again while its agent is at its rate limit
+# (with `not_before`); queued → cancelled (Stop, a newer mention); running → interrupted
 # (its worker died: another one found the room's lease gone).
 TURN_STATES = ("queued", "running", "done", "cancelled", "interrupted")
 
@@ -56,3 +57,6 @@ class AgentTurn(db.Model):
     # When a worker took it (running) and when it ended (done, or cancelled/interrupted).
     started_at: Mapped[datetime | None] = mapped_column(TimestampMs)
     ended_at: Mapped[datetime | None] = mapped_column(TimestampMs)
+    # A queued turn must not start before this (its agent is at its rate limit); it stays
+    # first in its room meanwhile, and no thread waits for it.
+    not_before: Mapped[datetime | None] = mapped_column(TimestampMs)
