@@ -27,10 +27,16 @@ def fake():
 
 
 @pytest.fixture
-def llm_app(make_app, fake):
+def llm_app_config():
+    """Settings a test adds to the LLM app (parametrize it to change them)."""
+    return {}
+
+
+@pytest.fixture
+def llm_app(make_app, fake, llm_app_config):
     fake.reset()
     app = make_app(DISCUX_LLM_BASE_URL=fake.base_url, DISCUX_LLM_MODEL="fake-small",
-                   DISCUX_LLM_TIMEOUT=1.0)
+                   DISCUX_LLM_TIMEOUT=1.0, **llm_app_config)
     yield app
     engine_for(app).wait_idle(timeout=10)
     with app.app_context():
@@ -353,9 +359,9 @@ def test_humans_only_messages_are_never_sent_to_agents(llm_app, fake):
     assert "secret salary" not in json.dumps(fake.requests)
 
 
-def nova_waits_for_her_rate_limit(llm_app, room, ws) -> None:
-    """Nova has sent her 10 replies of this minute (the oldest leaves the window in under 1 s)
-    when "@Nova one more" is posted: the room is told she is waiting."""
+def nova_waits_for_her_rate_limit(llm_app, room, ws, seconds_ago: float = 59.2) -> None:
+    """Nova has sent her 10 replies of this minute (`seconds_ago`: by default the oldest leaves
+    the window in under 1 s) when "@Nova one more" is posted: the room is told she waits."""
     from datetime import timedelta
 
     from discux.ids import utcnow
@@ -365,7 +371,7 @@ def nova_waits_for_her_rate_limit(llm_app, room, ws) -> None:
         for _ in range(10):
             chat_factories.create_message(room.id, nova, "earlier")
         db.session.execute(sa.update(Message).where(Message.sender_id == nova.id).values(
-            timestamp=utcnow() - timedelta(seconds=59.2)))
+            timestamp=utcnow() - timedelta(seconds=seconds_ago)))
         db.session.commit()
     room.post("@Nova one more")
     status = ws_client.wait_for_event(ws, lambda e: e["type"] == "agent.status")
@@ -390,6 +396,40 @@ def test_an_agent_that_waited_for_its_rate_limit_sees_what_was_said_meanwhile(
     room.wait(timeout=15)
     history = json.dumps(fake.requests[-1]["messages"])
     assert "Ana: @Nova one more" in history and "the launch moved to Friday" in history
+
+
+@pytest.mark.parametrize("llm_app_config", [{"DISCUX_AGENT_WORKERS": 1}])
+def test_a_room_waiting_for_a_rate_limit_holds_up_no_other_room(llm_app, fake, room_socket):
+    # One agent thread: Nova's turn must give it back while she waits (about 4 s).
+    waiting = Room(llm_app)
+    nova_waits_for_her_rate_limit(llm_app, waiting, room_socket(waiting), seconds_ago=56)
+    other = Room(llm_app, agents=(("Scout", "direct"),))
+    other.post("@Scout are we on track?")
+    other.wait()
+    assert [name for name, _ in other.replies()] == ["Scout"]
+    assert len(waiting.replies()) == 10  # Nova has not answered yet
+    waiting.wait(timeout=15)
+    assert waiting.replies()[-1][0] == "Nova" and len(waiting.replies()) == 11
+
+
+def test_stop_cancels_a_turn_waiting_for_its_rate_limit(llm_app, fake, room_socket):
+    room = Room(llm_app)
+    ws = room_socket(room)
+    nova_waits_for_her_rate_limit(llm_app, room, ws, seconds_ago=30)
+    assert room.control("stop").status_code == 303
+    ws_client.wait_for_event(ws, lambda e: e["type"] == "agent.status"
+                             and e["data"]["state"] == "stopped")
+    room.wait(timeout=10)  # Nova would have waited 30 s
+    assert len(room.replies()) == 10 and fake.requests == []
+
+
+def test_a_newer_mention_cancels_a_turn_waiting_for_its_rate_limit(llm_app, fake, room_socket):
+    room = Room(llm_app)
+    ws = room_socket(room)
+    nova_waits_for_her_rate_limit(llm_app, room, ws, seconds_ago=30)
+    room.post("@Scout then you answer")
+    room.wait(timeout=10)
+    assert [name for name, _ in room.replies()] == ["Nova"] * 10 + ["Scout"]
 
 
 def test_an_agent_one_reply_short_of_its_rate_limit_answers_at_once(llm_app, fake, room_socket):
