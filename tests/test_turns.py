@@ -4,6 +4,7 @@ gunicorn (or `flask run`) processes, a Redis the test starts, the fake model on 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import signal
@@ -19,7 +20,8 @@ import sqlalchemy as sa
 
 from discux.discussion.engine import engine_for
 from discux.extensions import db
-from discux.models import AgentTurn, Message, MessageMention
+from discux.models import Agent, AgentTurn, Message, MessageMention
+from discux.realtime.hub import hub_for
 from tests.conftest import empty_tables
 from tests.support import chat_factories, factories
 from tests.support.fake_llm import FakeLLM, FakeReply
@@ -361,6 +363,66 @@ def test_a_newer_mention_cancels_the_rooms_queued_turns(llm_app, fake):
     assert [t.state for t in place.turns()] == ["done", "cancelled", "done"]
     assert [(m.sender_id, m.status) for m in place.replies()] == [
         (place.agents["Nova"], "stopped"), (place.agents["Scout"], "complete")]
+
+
+def nova_at_her_rate_limit(place: Place, frees_in: float) -> dt.datetime:
+    """Nova has sent her 10 replies of this minute; the oldest leaves the window in `frees_in`
+    seconds, which is returned as a time."""
+    with place.app.app_context():
+        nova = db.session.get(Agent, place.agents["Nova"])
+        for _ in range(10):
+            chat_factories.create_message(place.room_id, nova, "earlier",
+                                          days_ago=(60 - frees_in) / 86400)
+        oldest = db.session.scalar(sa.select(sa.func.min(Message.timestamp)).where(
+            Message.sender_id == nova.id))
+        db.session.remove()
+    return oldest + dt.timedelta(seconds=60)
+
+
+def waiting_turn(place: Place) -> AgentTurn | None:
+    return next((t for t in place.turns() if t.state == "queued" and t.not_before), None)
+
+
+def test_a_turn_waiting_for_its_rate_limit_outlives_its_process(llm_app, make_app, fake):
+    # No Redis: the next process finds the waiting turn at start and wakes its room in time.
+    place = Place(llm_app)
+    frees_at = nova_at_her_rate_limit(place, frees_in=3)
+    client, csrf = signed_in(llm_app, place.token)
+    client.post(f"/rooms/{place.room_id}/messages",
+                data={"content": "@Nova one more", "csrf_token": csrf})
+    wait_until(lambda: waiting_turn(place), 5, "Nova's turn waiting in the queue")
+    engine_for(llm_app).close()  # the process ends; the turn stays queued
+    restarted = make_app(DISCUX_LLM_BASE_URL=fake.base_url, DISCUX_LLM_MODEL="fake-small")
+    engine_for(restarted)
+    assert engine_for(restarted).wait_idle(place.room_id, timeout=15)
+    [answer] = [m for m in place.replies_of("Nova") if m.content != "earlier"]
+    assert answer.timestamp >= frees_at and answer.status == "complete"
+    assert [t.state for t in place.turns()] == ["done"]
+
+
+def test_no_worker_runs_a_turn_waiting_for_its_rate_limit_before_it_frees(
+        make_app, fake, redis_server):
+    workers = [make_app(DISCUX_LLM_BASE_URL=fake.base_url, DISCUX_LLM_MODEL="fake-small",
+                        DISCUX_REDIS_URL=redis_server.url) for _ in range(2)]
+    fake.reset()
+    place = Place(workers[0])
+    try:
+        frees_at = nova_at_her_rate_limit(place, frees_in=3)
+        client, csrf = signed_in(workers[0], place.token)
+        engine_for(workers[1])  # polls every second
+        client.post(f"/rooms/{place.room_id}/messages",
+                    data={"content": "@Nova one more", "csrf_token": csrf})
+        wait_until(lambda: waiting_turn(place), 5, "Nova's turn waiting in the queue")
+        engine_for(workers[0]).close()  # only the other worker's poll can run it now
+        assert engine_for(workers[1]).wait_idle(place.room_id, timeout=15)
+        [answer] = [m for m in place.replies_of("Nova") if m.content != "earlier"]
+        assert answer.timestamp >= frees_at and answer.status == "complete"
+    finally:
+        for worker in workers:
+            hub_for(worker).close()  # its listener would retry the stopped Redis for the run
+        with workers[0].app_context():
+            db.session.remove()
+            empty_tables(db.engine)
 
 
 def test_two_first_requests_at_once_build_one_engine(make_app):
