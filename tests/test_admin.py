@@ -5,6 +5,7 @@ instance's figures; DISCUX_DEFAULT_PLAN picks the plan new users start on."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 
 from discux import create_app, plans
 from discux.auth import mail
-from discux.auth.sessions import COOKIE_NAME
+from discux.auth.sessions import COOKIE_NAME, signed_in_cache
 from discux.config import ConfigError
 from discux.discussion.engine import engine_for
 from discux.extensions import db
@@ -510,3 +511,26 @@ def test_without_a_default_plan_new_users_are_free(ctx):
 def test_an_unknown_default_plan_refuses_to_start(migrated_database):
     with pytest.raises(ConfigError, match="DISCUX_DEFAULT_PLAN must be one of free, pro, team"):
         create_app(base_config(migrated_database, DISCUX_DEFAULT_PLAN="enterprise"))
+
+
+def test_disabling_stops_a_session_kept_by_another_worker_at_once(make_app, redis_server):
+    """Each worker keeps recently checked sessions for a few seconds; a disabling made on one
+    worker reaches the others through Redis instead of waiting for their copies to age."""
+    settings = {"DISCUX_ADMIN_EMAILS": ADMIN_EMAIL, "DISCUX_REDIS_URL": redis_server.url}
+    first, second = make_app(**settings), make_app(**settings)
+    root = Person(first, email=ADMIN_EMAIL, name="Root")
+    mia = Person(first, email="mia@example.com", name="Mia Member")
+    on_second = second.test_client()
+    on_second.set_cookie(COOKIE_NAME, mia.client.get_cookie(COOKIE_NAME).value, domain="localhost")
+    frozen = signed_in_cache(second)
+    frozen.clock = lambda: 1000.0  # its copies never age: only the event can drop them
+    assert on_second.get("/settings").status_code == 200  # now kept by the second worker
+    assert on_second.get("/settings").status_code == 200
+
+    assert root.post(f"/admin/users/{mia.id}/disable").status_code == 303
+
+    deadline = time.monotonic() + 10
+    while (status := on_second.get("/settings").status_code) == 200:
+        assert time.monotonic() < deadline, "the second worker still serves Mia's session"
+        time.sleep(0.05)
+    assert status == 302

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from discux import plans
-from discux.auth.sessions import sign_out_everywhere
+from discux.auth.sessions import forget_user_everywhere, sign_out_everywhere
 from discux.discussion.engine import COULD_NOT_ANSWER
 from discux.errors import DiscuxError
 from discux.extensions import db
@@ -115,6 +115,7 @@ def disable_user(admin: User, user_id: str) -> User:
     if user.disabled_at is None:
         user.disabled_at = utcnow()
         db.session.commit()
+        forget_user_everywhere(user.id)
         log.info("admin %s disabled user %s", admin.id, user.id)
     room_ids = db.session.scalars(
         sa.select(RoomParticipant.room_id).where(RoomParticipant.user_id == user.id)).all()

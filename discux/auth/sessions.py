@@ -21,6 +21,7 @@ from discux.auth.accounts import DISABLED_MESSAGE, check_not_disabled
 from discux.extensions import db, login_manager
 from discux.ids import epoch_ms, sha256_hex, utcnow
 from discux.models import Session, User
+from discux.realtime.hub import hub_for
 
 COOKIE_NAME = "discux_session"
 SESSION_LIFETIME_MS = 30 * 24 * 3600 * 1000
@@ -32,6 +33,10 @@ CACHE_KEY = "discux.signed_in"
 
 # Built once: each request only binds the token's hash.
 _SESSION_BY_TOKEN = sa.select(Session).where(Session.session_token == sa.bindparam("token_hash"))
+
+
+# Sent through the broker so that every worker drops a user's kept sessions at once.
+FORGET_USER_EVENT = "auth.forget_user"
 
 
 def start_session(user: User) -> Session:
@@ -81,6 +86,15 @@ def sign_out_everywhere(user: User) -> int:
     db.session.commit()
     signed_in_cache().drop_user(user.id)
     return count
+
+
+def forget_user_everywhere(user_id: str) -> None:
+    """Make every worker read `user_id`'s session rows afresh on their next request (an admin
+    disabled the user); other workers would otherwise serve their kept copies for up to
+    SIGNED_IN_CACHE_SECONDS."""
+    signed_in_cache().drop_user(user_id)
+    hub_for().publish({"type": FORGET_USER_EVENT, "room_id": "", "html": None,
+                       "data": {"user_id": user_id}})
 
 
 def sessions_of(user: User) -> list[Session]:
@@ -294,7 +308,15 @@ def _drop_all_on_bulk_change(state) -> None:
 
 
 def init_sessions(app: Flask) -> None:
-    app.extensions[CACHE_KEY] = SignedInCache()
+    cache = app.extensions[CACHE_KEY] = SignedInCache()
+
+    def forget_user(event: dict) -> None:
+        cache.drop_user((event.get("data") or {}).get("user_id", ""))
+
+    @app.before_request
+    def hear_forgotten_users() -> None:  # the hub exists from the first request on
+        hub_for(app).control_handlers.setdefault(FORGET_USER_EVENT, forget_user)
+
     if not event.contains(FlaskSQLAlchemySession, "after_flush", _drop_changed):
         event.listen(FlaskSQLAlchemySession, "after_flush", _drop_changed)
         event.listen(FlaskSQLAlchemySession, "after_commit", _drop_pending)
