@@ -12,6 +12,7 @@ from simple_websocket import ConnectionClosed
 
 from discux.discussion.engine import engine_for
 from discux.extensions import db
+from discux.ids import new_id
 from discux.models import Message
 from discux.realtime.hub import hub_for
 from tests.conftest import LiveServer, empty_tables
@@ -226,6 +227,24 @@ def test_a_message_deleted_while_the_client_was_away_is_removed_on_reconnect(app
     room = Room(app)
     with app.app_context():
         doomed = chat_factories.create_message(room.id, room.owner_id, "regrettable")
+        newest = chat_factories.create_message(room.id, room.owner_id, "kept")
+        doomed_id, newest_id = doomed.id, newest.id
+    response = room.client.delete(f"/rooms/{room.id}/messages/{doomed_id}",
+                                  headers={"X-CSRFToken": room.csrf, "HX-Request": "true"})
+    assert response.status_code < 400
+    ws = sockets(room, after=newest_id)
+    gone = ws_client.wait_for_event(ws, lambda e: e["type"] == "message.deleted")
+    assert gone["data"]["id"] == doomed_id
+
+
+def test_a_deletion_is_replayed_after_ids_ran_ahead_of_the_clock(app, sockets):
+    # A process that makes more than one id a millisecond (an import, a bulk insert) gets ids
+    # whose time is ahead of the clock: the replay must still reach back far enough.
+    room = Room(app)
+    with app.app_context():
+        doomed = chat_factories.create_message(room.id, room.owner_id, "regrettable")
+        for _ in range(8000):  # each id in the same millisecond moves the ids' time on by one
+            new_id()
         newest = chat_factories.create_message(room.id, room.owner_id, "kept")
         doomed_id, newest_id = doomed.id, newest.id
     response = room.client.delete(f"/rooms/{room.id}/messages/{doomed_id}",

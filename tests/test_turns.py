@@ -345,7 +345,8 @@ def test_stop_cancels_the_queued_turns_in_the_database(llm_app, fake):
                        ).status_code == 303
     assert engine_for(llm_app).wait_idle(place.room_id, timeout=10)
     assert [t.state for t in place.turns()] == ["done", "cancelled"]
-    assert [m.status for m in place.replies()] == ["stopped"]
+    # Nova stops where she is: kept as "stopped", or gone when Stop beat her first word.
+    assert [m.status for m in place.replies()] in (["stopped"], [])
     assert len(fake.requests) == 1
 
 
@@ -361,8 +362,10 @@ def test_a_newer_mention_cancels_the_rooms_queued_turns(llm_app, fake):
                 data={"content": "@Scout new question", "csrf_token": csrf})
     assert engine_for(llm_app).wait_idle(place.room_id, timeout=10)
     assert [t.state for t in place.turns()] == ["done", "cancelled", "done"]
-    assert [(m.sender_id, m.status) for m in place.replies()] == [
-        (place.agents["Nova"], "stopped"), (place.agents["Scout"], "complete")]
+    replies = [(m.sender_id, m.status) for m in place.replies()]
+    nova, scout = place.agents["Nova"], place.agents["Scout"]
+    # Nova stops where she is: kept as "stopped", or gone when the mention beat her first word.
+    assert replies in ([(nova, "stopped"), (scout, "complete")], [(scout, "complete")])
 
 
 def nova_at_her_rate_limit(place: Place, frees_in: float) -> dt.datetime:

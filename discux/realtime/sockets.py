@@ -156,7 +156,12 @@ def replay(conn: Connection, after: str) -> None:
     (`message.created`), oldest first. A streaming reply carries its text so far, and its
     later pieces come live, each once."""
     hub = hub_for(current_app._get_current_object())
-    since = time_of_id(after) - CHANGES_MARGIN
+    # From the message's own write time: a process that made ids faster than one a millisecond
+    # has ids ahead of the clock (uuid6 moves the time on for each), so the id's time can be
+    # later than the changes it must cover.
+    written = db.session.scalar(sa.select(Message.timestamp).where(
+        Message.id == after, Message.room_id == conn.room_id))
+    since = min(written or time_of_id(after), time_of_id(after)) - CHANGES_MARGIN
     deleted = list(db.session.scalars(
         sa.select(MessageDeletion.message_id)
         .where(MessageDeletion.room_id == conn.room_id, MessageDeletion.deleted_at >= since,
