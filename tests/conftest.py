@@ -31,8 +31,10 @@ from werkzeug.serving import make_server  # noqa: E402
 
 from discux import create_app  # noqa: E402
 from discux.auth.sessions import COOKIE_NAME  # noqa: E402
+from discux.discussion.engine import engine_for  # noqa: E402
 from discux.extensions import db  # noqa: E402
 from tests.support import factories  # noqa: E402
+from tests.support.fake_llm import FakeLLM  # noqa: E402
 from tests.support.redis_server import PrivateRedis  # noqa: E402
 
 TEST_DATABASE_URL = os.environ.get("DISCUX_TEST_DATABASE_URL")
@@ -167,6 +169,33 @@ def make_app(migrated_database: str):
             engine.close()
         with app.app_context():
             db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def fake():
+    """The local OpenAI-compatible server a module's agents talk to (over HTTP)."""
+    server = FakeLLM().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm_app_config():
+    """Settings a test file or test adds to `llm_app` (override or parametrize it)."""
+    return {}
+
+
+@pytest.fixture
+def llm_app(make_app, fake, llm_app_config):
+    """An app whose agents answer through `fake`; their turns finish before the tables empty."""
+    fake.reset()
+    app = make_app(DISCUX_LLM_BASE_URL=fake.base_url, DISCUX_LLM_MODEL="fake-small",
+                   **llm_app_config)
+    yield app
+    engine_for(app).wait_idle(timeout=10)
+    with app.app_context():
+        db.session.remove()
+        empty_tables(db.engine)
 
 
 @pytest.fixture

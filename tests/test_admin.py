@@ -25,7 +25,7 @@ from tests.conftest import CSRF_IN_PAGE, LiveServer, base_config, empty_tables
 from tests.support import chat_factories, factories, ws_client
 from tests.support.api_helpers import Api, issue_token
 from tests.support.email_links import open_sign_in_link
-from tests.support.fake_llm import FakeLLM, FakeReply
+from tests.support.fake_llm import FakeReply
 from tests.support.oauth_provider import OAuthTestProvider
 
 ADMIN_EMAIL = "root@example.com"
@@ -419,13 +419,6 @@ def test_on_a_phone_the_admin_page_fits_and_disabling_works_under_the_policy(
 
 
 # ---- figures ----
-
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeLLM().start()
-    yield server
-    server.stop()
-
 
 def test_figures_count_rooms_messages_replies_and_model_errors_per_day(make_app, fake):
     fake.reset()

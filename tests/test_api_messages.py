@@ -9,10 +9,9 @@ import sqlalchemy as sa
 from discux.discussion.engine import engine_for
 from discux.extensions import db
 from discux.models import Message, MessageMention, Room
-from tests.conftest import empty_tables
 from tests.support import chat_factories as cf
 from tests.support.api_helpers import Api, error_of, issue_token
-from tests.support.fake_llm import FakeLLM, FakeReply
+from tests.support.fake_llm import FakeReply
 
 
 @pytest.fixture
@@ -163,24 +162,6 @@ def test_a_message_id_from_another_room_is_not_found(app, api, people, room_id, 
 
 
 # ---- agents answer API posts like composer posts ----
-
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeLLM().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def llm_app(make_app, fake):
-    fake.reset()
-    app = make_app(DISCUX_LLM_BASE_URL=fake.base_url, DISCUX_LLM_MODEL="fake-small")
-    yield app
-    engine_for(app).wait_idle(timeout=10)
-    with app.app_context():
-        db.session.remove()
-        empty_tables(db.engine)
-
 
 def test_posting_a_mention_through_the_api_makes_the_agent_answer(llm_app, fake, people):
     fake.respond_with(lambda request: FakeReply("The numbers say ship on Friday."))

@@ -62,13 +62,13 @@ def test_pool_size_setting_wins_over_the_thread_count(make_app):
 @pytest.mark.parametrize(
     ("url", "tls_off"),
     [
-        ("mysql+pymysql://discux@127.0.0.1:3306/discux", True),
+        ("mysql+pymysql://discux@127.0.0.1:13306/discux", True),
         ("mysql+pymysql://discux@localhost/discux", True),
-        ("mysql+pymysql://discux@[::1]:3306/discux", True),
+        ("mysql+pymysql://discux@[::1]:13306/discux", True),
         ("mysql+pymysql://discux@/discux?unix_socket=/run/mysqld/mysqld.sock", True),
         # Another machine: PyMySQL's own choice (TLS when the server offers it) stays.
-        ("mysql+pymysql://discux@db.internal:3306/discux", False),
-        ("mysql+pymysql://discux@10.0.0.7:3306/discux", False),
+        ("mysql+pymysql://discux@db.internal:13306/discux", False),
+        ("mysql+pymysql://discux@10.0.0.7:13306/discux", False),
         # Asked for by the URL: never switched off, even on this host.
         ("mysql+pymysql://discux@127.0.0.1/discux?ssl_ca=/etc/ssl/certs/ca.pem", False),
     ],

@@ -16,32 +16,13 @@ from discux.models import Agent, Message, RoomBrief, RoomSettings, User
 from tests.conftest import LiveServer, empty_tables
 from tests.support import chat_factories, factories, ws_client
 from tests.support.closed_port import CLOSED_URL
-from tests.support.fake_llm import FakeLLM, FakeReply
-
-
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeLLM().start()
-    yield server
-    server.stop()
+from tests.support.fake_llm import FakeReply
 
 
 @pytest.fixture
 def llm_app_config():
-    """Settings a test adds to the LLM app (parametrize it to change them)."""
-    return {}
-
-
-@pytest.fixture
-def llm_app(make_app, fake, llm_app_config):
-    fake.reset()
-    app = make_app(DISCUX_LLM_BASE_URL=fake.base_url, DISCUX_LLM_MODEL="fake-small",
-                   DISCUX_LLM_TIMEOUT=1.0, **llm_app_config)
-    yield app
-    engine_for(app).wait_idle(timeout=10)
-    with app.app_context():
-        db.session.remove()
-        empty_tables(db.engine)
+    # A model that fails should fail fast here.
+    return {"DISCUX_LLM_TIMEOUT": 1.0}
 
 
 class Room:
@@ -398,7 +379,7 @@ def test_an_agent_that_waited_for_its_rate_limit_sees_what_was_said_meanwhile(
     assert "Ana: @Nova one more" in history and "the launch moved to Friday" in history
 
 
-@pytest.mark.parametrize("llm_app_config", [{"DISCUX_AGENT_WORKERS": 1}])
+@pytest.mark.parametrize("llm_app_config", [{"DISCUX_LLM_TIMEOUT": 1.0, "DISCUX_AGENT_WORKERS": 1}])
 def test_a_room_waiting_for_a_rate_limit_holds_up_no_other_room(llm_app, fake, room_socket):
     # One agent thread: Nova's turn must give it back while she waits (about 4 s).
     waiting = Room(llm_app)

@@ -357,7 +357,7 @@ def test_a_database_that_is_not_discux3_is_refused(app, runner, mysql_for_source
 @pytest.mark.parametrize(("source_url", "message"), [
     ("not a url", "SOURCE_URL is not a database URL"),
     ("postgresql://discux3@db/discux3", "SOURCE_URL must name a MySQL or MariaDB database"),
-    ("mysql://root@127.0.0.1:3306", "SOURCE_URL must name a MySQL or MariaDB database"),
+    ("mysql://root@127.0.0.1:13306", "SOURCE_URL must name a MySQL or MariaDB database"),
     (f"mysql://root:secret@127.0.0.1:{CLOSED_PORT}/discux3",
      f"Cannot reach the Discux3 database at mysql://root@127.0.0.1:{CLOSED_PORT}/discux3"),
 ])

@@ -24,19 +24,12 @@ from discux.models import Agent, AgentTurn, Message, MessageMention
 from discux.realtime.hub import hub_for
 from tests.conftest import empty_tables
 from tests.support import chat_factories, factories
-from tests.support.fake_llm import FakeLLM, FakeReply
+from tests.support.fake_llm import FakeReply
 from tests.support.redis_server import free_port
 from tests.support.ws_client import Member
 
 PROJECT = Path(__file__).resolve().parent.parent
 LONG = " ".join(f"w{n}" for n in range(400))
-
-
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeLLM().start()
-    yield server
-    server.stop()
 
 
 class Place:
@@ -316,17 +309,6 @@ def test_a_single_process_killed_mid_reply_settles_it_when_restarted_and_retry_w
 
 
 # ---- in one process ----
-@pytest.fixture
-def llm_app(make_app, fake):
-    fake.reset()
-    app = make_app(DISCUX_LLM_BASE_URL=fake.base_url, DISCUX_LLM_MODEL="fake-small")
-    yield app
-    engine_for(app).wait_idle(timeout=10)
-    with app.app_context():
-        db.session.remove()
-        empty_tables(db.engine)
-
-
 def signed_in(app, token):
     client = app.test_client()
     client.set_cookie("discux_session", token, domain="localhost")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,7 +44,7 @@ OPEN_STATES = ("queued", "running")
 
 
 # ---- leases ----
-class Lease:
+class Lease(ABC):
     """The right to run one room's turns, until released (or, on Redis, until it expires)."""
 
     released = False
@@ -58,8 +59,9 @@ class Lease:
             self.released = True
             self._give_back()
 
+    @abstractmethod
     def _give_back(self) -> None:
-        raise NotImplementedError
+        """Hand the lease to whoever asks next (the lock's own release)."""
 
 
 class LocalLease(Lease):
