@@ -19,7 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from discux import logs
 from discux.config import ConfigError, finish_config, load_config
-from discux.extensions import csrf, db, limiter, migrate, sock
+from discux.extensions import csrf, db, limiter, migrate
 
 __all__ = ["ConfigError", "create_app"]
 
@@ -66,7 +66,6 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     _configure_rate_limits(app)
     limiter.init_app(app)
-    sock.init_app(app)
 
     from discux.auth.providers import register_providers
     from discux.auth.sessions import init_sessions
