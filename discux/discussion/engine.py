@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from discux.agents.styles import style_for
-from discux.discussion import turns
+from discux.discussion import progress, turns
 from discux.discussion.context import TurnAgent, build_prompt, estimate_tokens, read_turn
 from discux.discussion.status import publish_status
 from discux.discussion.summaries import SummaryClock, maybe_auto_summarize, summarize_room
@@ -451,8 +451,10 @@ class Engine:
             return
         queued = turns.queued_agent_ids(claimed.generation_id)
         wanted = [a for a in handed_to if a.id not in queued]
+        stall = progress.generation_stall(runner.room_id, claimed.generation_id,
+                                          claimed.trigger_id) if wanted else None
         granted = []
-        for agent in wanted:
+        for agent in wanted if stall is None else []:
             if (generation.handovers >= generation.handover_limit
                     or generation.replies + len(granted) + len(queued) >= generation.reply_limit):
                 break
@@ -465,12 +467,7 @@ class Engine:
             runner.waiting = [a.id for a in refused]
         db.session.commit()
         if refused:
-            names = ", ".join(a.name for a in refused)
-            publish_status(runner.room_id, {
-                "state": "budget_spent", "replies": generation.replies,
-                "handovers": generation.handovers, "waiting": names,
-                "continue": CONTINUE_GRANT,
-            })
+            publish_status(runner.room_id, chain_stopped_status(generation, refused, stall))
 
     # ---- background: leases and the poll ----
     def _keep_leases(self) -> None:
@@ -513,6 +510,18 @@ class Engine:
             first = False
             if not self.shared or self.stopping.wait(turns.POLL_SECONDS):
                 return
+
+
+def chain_stopped_status(generation: Generation, refused: list[TurnAgent],
+                         stall: progress.Stall | None) -> dict:
+    """The status line of a chain stopped with agents left waiting: by the count budget, or
+    (with `stall`) by the loop guard, saying why; both offer "Continue"."""
+    status = {"state": "budget_spent", "replies": generation.replies,
+              "handovers": generation.handovers,
+              "waiting": ", ".join(a.name for a in refused), "continue": CONTINUE_GRANT}
+    if stall is not None:
+        status.update(state="no_progress", reason=stall.reason, why=stall.why)
+    return status
 
 
 def turn_of(claimed: turns.Claimed) -> Turn:
