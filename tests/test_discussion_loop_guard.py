@@ -56,10 +56,18 @@ def room_socket(llm_app):
     server.stop()
 
 
-def stopped_status(ws):
-    return ws_client.wait_for_event(
-        ws, lambda e: e["type"] == "agent.status"
-        and e["data"]["state"] in ("no_progress", "budget_spent"), timeout=15)["data"]
+def status_line_after_the_agents(room, ws) -> dict:
+    """The room's status line once its agents are done: the last agent.status a socket gets
+    before a message posted after them."""
+    room.wait()
+    room.post("(marker)", humans_only=True)
+    last = None
+    while True:
+        event = ws_client.next_event(ws, timeout=15)
+        if event["type"] == "agent.status":
+            last = event["data"]
+        elif event["type"] == "message.created" and event["data"].get("content") == "(marker)":
+            return last
 
 
 REPEATING = {
@@ -74,8 +82,7 @@ def test_a_chain_that_repeats_itself_stops_and_says_why(llm_app, fake, room_sock
     ws = room_socket(room)
     fake.respond_with(scripted(REPEATING))
     room.post("@Nova when do we ship?")
-    status = stopped_status(ws)
-    room.wait()
+    status = status_line_after_the_agents(room, ws)
     # Nova's second reply is her first again: her hand-over to Scout is refused.
     assert [name for name, _ in room.replies()] == ["Nova", "Scout", "Nova"]
     assert status["state"] == "no_progress" and status["reason"] == "repeating"
@@ -92,8 +99,7 @@ def test_agents_that_only_agree_back_and_forth_are_stopped(llm_app, fake, room_s
         "Scout": ["Agreed, @Nova.", "Totally agree, @Nova, great point."],
     }))
     room.post("@Nova what should pro cost?")
-    status = stopped_status(ws)
-    room.wait()
+    status = status_line_after_the_agents(room, ws)
     assert [text for _, text in room.replies()] == [
         "Let's price the pro plan at 20 euros a month, @Scout.", "Agreed, @Nova.",
         "Yes, exactly, @Scout!"]
@@ -112,8 +118,7 @@ def test_a_chain_that_says_new_things_runs_to_the_count_budget(llm_app, fake, ro
                   "Fine by me: I will draft the FAQ tonight, @Nova."],
     }))
     room.post("@Nova plan the launch")
-    status = stopped_status(ws)
-    room.wait()
+    status = status_line_after_the_agents(room, ws)
     assert len(room.replies()) == 1 + MAX_HANDOVERS  # the count guard, not the progress one
     assert status["state"] == "budget_spent"
 
@@ -123,18 +128,18 @@ def test_continue_resumes_a_chain_the_guard_stopped(llm_app, fake, room_socket):
     ws = room_socket(room)
     fake.respond_with(scripted(REPEATING))
     room.post("@Nova when do we ship?")
-    stopped_status(ws)
-    room.wait()
-    # Scout, left waiting, answers; its hand-over back to Nova is a new stretch, so the guard
-    # compares Nova's next reply with this stretch only.
+    assert status_line_after_the_agents(room, ws)["state"] == "no_progress"
+    # Scout, left waiting, answers: a new stretch, which the guard judges on its own (Scout
+    # may say again what it said before Continue), up to Continue's count budget.
     fake.respond_with(scripted({
         "Nova": ["Then Monday: @Scout can QA confirm?"],
-        "Scout": ["QA can finish by Monday, @Nova."],
+        "Scout": [REPEATING["Scout"][0], "QA can finish by Monday, @Nova."],
     }))
     assert room.control("continue").status_code == 303
-    room.wait()
+    status = status_line_after_the_agents(room, ws)
     assert [name for name, _ in room.replies()][3:] == ["Scout", "Nova", "Scout"]
     assert room.replies()[-1] == ("Scout", "QA can finish by Monday, @Nova.")
+    assert status["state"] == "budget_spent" and status["waiting"] == "Nova"
 
 
 def test_the_reason_reaches_the_page_fragment_with_its_continue_button(llm_app, fake,
