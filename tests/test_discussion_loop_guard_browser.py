@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from discux.auth.sessions import COOKIE_NAME
 from discux.extensions import db
 from tests.conftest import LiveServer
 from tests.support import chat_factories, factories
+from tests.test_discussion_browser import page_for
 from tests.test_discussion_loop_guard import REPEATING, scripted
 
 pytestmark = pytest.mark.browser
@@ -20,14 +20,6 @@ def server(llm_app):
     live = LiveServer(llm_app).start()
     yield live
     live.stop()
-
-
-def page_for(new_context, server, user_id):
-    context = new_context()
-    with server.app.app_context():
-        token = factories.create_session_token(user_id)
-    context.add_cookies([{"name": COOKIE_NAME, "value": token, "url": server.url}])
-    return context.new_page()
 
 
 def test_members_see_why_the_chain_stopped_and_continue_it(server, fake, new_context):
