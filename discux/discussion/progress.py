@@ -81,8 +81,9 @@ def is_bare_agreement(reply: str, said: Sequence[str] = ()) -> bool:
     """Whether the reply only agrees: short, with an agreement marker, and at most
     AGREEMENT_MAX_NEW_WORDS words that are neither agreement words nor already in `said`."""
     words = words_of(reply)
+    # A question asks for something new, whatever its words.
     if not words or len(words) > AGREEMENT_MAX_WORDS or "?" in reply:
-        return False  # a question asks for something new
+        return False
     if not AGREEMENT_MARKERS.intersection(words):
         return False
     known = {w for text in said for w in words_of(text)}
