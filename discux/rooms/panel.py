@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import render_template
+from flask import after_this_request, render_template
 from wtforms.fields.choices import SelectChoice
 
 from discux.discussion.briefs import current_brief
@@ -15,6 +15,7 @@ from discux.invitations.forms import InviteForm
 from discux.invitations.service import status_of
 from discux.messages.history import chat_context
 from discux.models import Agent, Room, RoomAgent, RoomInvitation, RoomParticipant, User
+from discux.notifications.service import mark_read
 from discux.realtime import presence_states
 from discux.rooms.forms import AddAgentForm, SettingsForm, TransferForm, form_view
 from discux.rooms.permissions import allowed_actions, can_manage
@@ -158,7 +159,25 @@ def room_page_context(room: Room, participant: RoomParticipant, **overrides) -> 
         overrides.pop("new_invite_link", None),
     ))
     context.update(overrides)
+    _read_on_view(participant, context["chat"])
     return context
+
+
+def _read_on_view(participant: RoomParticipant, chat: dict) -> None:
+    """The viewer has now seen the newest message; the chat column still knows where they had
+    read up to (`chat["last_read_id"]`, for an unread divider). Moved after the page is
+    rendered, so the commit does not expire what the template reads; nothing is written on a
+    view that shows nothing new."""
+    chat["last_read_id"] = participant.last_read_message_id
+    newest_id = chat.get("newest_id")
+    if chat.get("window_around") or not newest_id or \
+            (participant.last_read_message_id or "") >= newest_id:
+        return
+
+    @after_this_request
+    def _mark(response):
+        mark_read(participant, newest_id)
+        return response
 
 
 def render_room(room: Room, participant: RoomParticipant, status: int = 200, **overrides):
