@@ -334,8 +334,8 @@ def _register_blueprints(app: Flask) -> None:
     from discux.health import bp as health_bp
     from discux.invitations.routes import bp as invitations_bp
     from discux.main.routes import bp as main_bp
-    from discux.notifications.routes import bp as notifications_bp
     from discux.messages.routes import bp as messages_bp
+    from discux.notifications.routes import bp as notifications_bp
     from discux.realtime.sockets import bp as realtime_bp
     from discux.rooms.routes import bp as rooms_bp
     from discux.search.routes import bp as search_bp

@@ -10,7 +10,6 @@ import requests
 import sqlalchemy as sa
 
 from discux.auth.sessions import COOKIE_NAME
-
 from discux.extensions import db
 from discux.models import Agent, Message, Room, RoomAgent
 from tests.support import chat_factories as cf

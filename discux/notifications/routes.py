@@ -42,6 +42,15 @@ def sample_room():
     return redirect(url_for("rooms.show", room_id=room.id), 303)
 
 
+def notification_settings(user) -> dict:
+    """What the Settings page's Notifications section shows."""
+    return {
+        "mail_available": service.mention_mail_available(current_app),
+        "email_mentions": bool(user.email_mentions),
+        "form": NotificationSettingsForm(formdata=None),
+    }
+
+
 @bp.post("/settings/notifications")
 @login_required
 def settings():
