@@ -88,7 +88,8 @@
     reported = newest;
     const body = new FormData();
     body.append("message_id", newest);
-    fetch(room.read_url, { method: "POST", body, credentials: "same-origin",
+    // keepalive: the report still arrives when the reader is already leaving the page.
+    fetch(room.read_url, { method: "POST", body, credentials: "same-origin", keepalive: true,
       headers: { "X-CSRFToken": csrfToken() } }).catch(() => { reported = ""; });
   }
   const readSoon = () => { if (!readTimer) readTimer = setTimeout(reportRead, READ_AFTER_MS); };
@@ -154,6 +155,10 @@
     if (document.visibilityState !== "visible") return;
     unread = 0;
     showTitle();
-    readSoon();
+    clearTimeout(readTimer);
+    reportRead(); // back on the tab: everything on screen is read now
+  });
+  window.addEventListener("pagehide", () => {
+    if (readTimer) { clearTimeout(readTimer); reportRead(); }
   });
 })();
