@@ -9,7 +9,7 @@
 "use strict";
 (() => {
   const STORE_KEY = "discux-browser-notifications";
-  const READ_AFTER_MS = 1000; // one read report per burst of messages
+  const READ_AFTER_MS = 3000; // one read report per burst of messages (a write each)
   const supported = "Notification" in window;
   const enabled = () => supported && Notification.permission === "granted"
     && localStorage.getItem(STORE_KEY) === "on";

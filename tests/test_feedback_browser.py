@@ -187,3 +187,25 @@ def test_opted_in_browser_notifications_for_a_mention_in_a_background_tab(
     expect(bo).to_have_title("(2) Roadmap · Discux")
     shown = bo.evaluate("window.testShownNotifications")
     assert shown == [{"title": "Ana mentioned you in Roadmap", "body": "@Bo can you take this one?"}]
+
+
+def test_an_agent_answering_you_in_a_background_tab_is_notified(live_server, room, new_context,
+                                                                 viewport):
+    bo = open_room(new_context, live_server, room["bo"], room["room"], viewport, BACKGROUND_TAB,
+                   SHOWN_NOTIFICATIONS)
+    bo.context.grant_permissions(["notifications"], origin=live_server.url)
+    bo.goto(live_server.url + "/settings")
+    bo.get_by_role("button", name="Turn on browser notifications").click()
+    expect(bo.locator("#browser-notifications-state")).to_have_text("On in this browser.")
+    bo.goto(f"{live_server.url}/rooms/{room['room']}")
+    expect(bo.locator(f'.presence[data-user-id="{room["bo"]}"]').first).to_have_attribute(
+        "data-presence", "online")
+    composer = bo.get_by_role("textbox", name="Message")
+    composer.fill("@Coach how do we start?")
+    bo.evaluate("window.testSetTabHidden(true)")  # Bo sends, then switches to another tab
+    composer.press("Enter")
+    reply = bo.locator("#messages .message-agent.message-complete")
+    expect(reply).to_have_count(1, timeout=20_000)
+    expect(bo).to_have_title("(1) Roadmap · Discux")
+    shown = bo.evaluate("window.testShownNotifications")
+    assert [note["title"] for note in shown] == ["Coach answered you in Roadmap"]
