@@ -15,34 +15,23 @@
 
   const area = () => document.getElementById("composer-text");
   const limitOf = (textarea) => Number(textarea.dataset.maxLength || 4000);
-  const csrfToken = () => {
-    try {
-      return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || "";
-    } catch (error) {
-      return "";
-    }
-  };
+  const { mentions, csrfToken } = window.discuxRoom; // static/room-helpers.js
 
-  // "@Name" counts when "@" starts a word and the name ends one ("@Ann" is not "@Anna").
-  const mentions = (text, name) => {
-    const lower = text.toLowerCase();
-    const wanted = `@${name.toLowerCase()}`;
-    let at = lower.indexOf(wanted);
-    while (at >= 0) {
-      const before = at > 0 ? lower[at - 1] : " ";
-      const after = lower[at + wanted.length] || " ";
-      if (!/[\p{L}\p{N}_]/u.test(before) && !/[\p{L}\p{N}_]/u.test(after)) return true;
-      at = lower.indexOf(wanted, at + 1);
-    }
-    return false;
-  };
-
+  const escaped = (name) => name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   function missingAgents(text) {
     if (!text.includes("@")) return [];
-    // Longest names first, so "@Code Reviewer" is not also read as "@Code".
-    const known = [...addable].sort((a, b) => b.name.length - a.name.length);
-    return known.filter((agent) => !inRoom.has(agent.name.toLowerCase())
-      && mentions(text, agent.name));
+    // Longest names first, each blanked out once found, so "@Code Reviewer" does not also
+    // read as "@Code" (the server resolves mentions the same way).
+    const known = [...(room.agents || []).map((name) => ({ name, here: true })), ...addable]
+      .sort((a, b) => b.name.length - a.name.length);
+    const missing = [];
+    let rest = text;
+    for (const agent of known) {
+      if (!mentions(rest, agent.name)) continue;
+      if (!agent.here && !inRoom.has(agent.name.toLowerCase())) missing.push(agent);
+      rest = rest.replace(new RegExp(`@${escaped(agent.name)}`, "giu"), " ");
+    }
+    return missing;
   }
 
   function line(className, ...parts) {
@@ -119,6 +108,7 @@
       });
       if (response.ok) {
         inRoom.add(agent.name.toLowerCase());
+        room.agents = [...(room.agents || []), agent.name];
         addable = addable.filter((a) => a.id !== agent.id);
         room.joined = [...(room.joined || []), agent];
         said = "joined the room. Your message will reach it.";

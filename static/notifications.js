@@ -68,13 +68,7 @@
   const textOf = (el) => ((el.querySelector(".message-body") || {}).textContent || "").trim();
   for (const el of messages.children) if (isMessage(el)) seen.add(idOf(el));
 
-  const csrfToken = () => {
-    try {
-      return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || "";
-    } catch (error) {
-      return "";
-    }
-  };
+  const { mentions, csrfToken } = window.discuxRoom; // static/room-helpers.js
   const newestId = () => {
     let newest = "";
     for (const el of messages.children) if (isMessage(el) && idOf(el) > newest) newest = idOf(el);
@@ -98,19 +92,7 @@
     document.title = unread ? `(${unread}) ${baseTitle}` : baseTitle;
   };
 
-  const mentionsMe = (text) => {
-    if (!me.name) return false;
-    const lower = text.toLowerCase();
-    const wanted = `@${me.name.toLowerCase()}`;
-    let at = lower.indexOf(wanted);
-    while (at >= 0) {
-      const before = at > 0 ? lower[at - 1] : " ";
-      const after = lower[at + wanted.length] || " ";
-      if (!/[\p{L}\p{N}_]/u.test(before) && !/[\p{L}\p{N}_]/u.test(after)) return true;
-      at = lower.indexOf(wanted, at + 1);
-    }
-    return false;
-  };
+  const mentionsMe = (text) => mentions(text, me.name);
   const answersMe = (el) => {
     const to = el.dataset.replyTo && document.getElementById(`message-${el.dataset.replyTo}`);
     return Boolean(to && isOwn(to));
