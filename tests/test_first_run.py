@@ -216,3 +216,16 @@ def test_a_message_of_another_room_is_not_a_read_marker(app, client, csrf_token,
     answer = client.post(f"/rooms/{room_id}/read",
                          data={"message_id": elsewhere, "csrf_token": csrf_token()})
     assert answer.status_code == 404
+
+
+def test_signed_out_visitors_are_sent_to_sign_in_and_nothing_changes(app, client, csrf_token,
+                                                                      make_user):
+    ana, _, (room_id,) = two_people_in(app, make_user, "Launch plan")
+    with app.app_context():
+        message_id = say(room_id, ana, "Hello")
+    for path, data in (("/start/sample-room", {}), (f"/rooms/{room_id}/read",
+                                                    {"message_id": message_id})):
+        answer = client.post(path, data={**data, "csrf_token": csrf_token()})
+        assert answer.status_code == 302 and answer.location.startswith("/login")
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Room)) == 1
