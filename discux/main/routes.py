@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, render_template
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
+from discux.errors import DiscuxError
 from discux.extensions import db
+from discux.main.sample_room import create_sample_room, sample_room_refusal
 from discux.models import Message, Room, RoomParticipant
 from discux.notifications.service import rooms_overview, snippet
-from discux.rooms.sample import sample_room_refusal
+from discux.rooms.access import sign_in_required
 
 bp = Blueprint("main", __name__)
 
@@ -39,3 +41,15 @@ def index():
         sample_refusal=None if overview else sample_room_refusal(user),
         activity=recent_activity(current_user.id),
     )
+
+
+@bp.post("/start/sample-room")
+@sign_in_required
+def sample_room():
+    """First run: one click makes the sample room (a second click lands in it too)."""
+    try:
+        room = create_sample_room(current_user._get_current_object())
+    except DiscuxError as error:
+        flash(error.message, "error")
+        return redirect(url_for("main.index"), 303)
+    return redirect(url_for("rooms.show", room_id=room.id), 303)

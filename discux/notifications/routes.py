@@ -1,15 +1,14 @@
-"""Read markers from the open tab, the sample room of the first run, notification settings."""
+"""Read markers from the open tab, and notification settings."""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, url_for
 from flask_login import current_user, login_required
 
-from discux.errors import DiscuxError
 from discux.notifications import service
 from discux.notifications.forms import NotificationSettingsForm, ReadForm
 from discux.rooms.access import room_for, sign_in_required
-from discux.rooms.sample import create_sample_room
+from discux.rooms.read_marks import mark_read
 
 bp = Blueprint("notifications", __name__)
 
@@ -26,20 +25,8 @@ def read(room_id: str):
     if not service.message_in_room(room.id, form.message_id.data):
         return {"error": {"code": "not_found", "message": "That message is not in this room.",
                           "field": "message_id"}}, 404
-    service.mark_read(participant, form.message_id.data)
+    mark_read(participant, form.message_id.data)
     return "", 204
-
-
-@bp.post("/start/sample-room")
-@sign_in_required
-def sample_room():
-    """First run: one click makes the sample room (a second click lands in it too)."""
-    try:
-        room = create_sample_room(current_user._get_current_object())
-    except DiscuxError as error:
-        flash(error.message, "error")
-        return redirect(url_for("main.index"), 303)
-    return redirect(url_for("rooms.show", room_id=room.id), 303)
 
 
 def notification_settings(user) -> dict:

@@ -27,23 +27,6 @@ SNIPPET_LENGTH = 120
 MAIL_SNIPPET_LENGTH = 500
 
 
-def mark_read(participant: RoomParticipant, message_id: str | None) -> bool:
-    """Move the member's read marker forward to `message_id` (never back), in its own commit;
-    whether it moved."""
-    if not message_id or (participant.last_read_message_id or "") >= message_id:
-        return False
-    moved = db.session.execute(
-        sa.update(RoomParticipant)
-        .where(RoomParticipant.id == participant.id,
-               sa.or_(RoomParticipant.last_read_message_id.is_(None),
-                      RoomParticipant.last_read_message_id < message_id))
-        .values(last_read_message_id=message_id)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
-    return bool(moved)
-
-
 def message_in_room(room_id: str, message_id: str) -> bool:
     return db.session.scalar(
         sa.select(Message.id).where(Message.room_id == room_id, Message.id == message_id)

@@ -15,10 +15,10 @@ from discux.invitations.forms import InviteForm
 from discux.invitations.service import status_of
 from discux.messages.history import chat_context
 from discux.models import Agent, Room, RoomAgent, RoomInvitation, RoomParticipant, User
-from discux.notifications.service import mark_read
 from discux.realtime import presence_states
 from discux.rooms.forms import AddAgentForm, SettingsForm, TransferForm, form_view
 from discux.rooms.permissions import allowed_actions, can_manage
+from discux.rooms.read_marks import mark_read
 from discux.rooms.service import agents_user_may_add
 
 ROLE_ORDER = {"owner": 0, "admin": 1, "member": 2}
