@@ -56,6 +56,14 @@ def show(room_id: str, message_id: str):
     return redirect(_permalink(room.id, view.id), 303)
 
 
+@bp.get("/rooms/<room_id>/messages/<message_id>/source")
+def source(room_id: str, message_id: str):
+    """The message's text as it was written (Markdown), for Copy."""
+    _room_of_member(room_id)
+    view = _message_or_404(room_id, message_id)
+    return view.content, 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
 @bp.route("/rooms/<room_id>/messages/<message_id>/edit", methods=["GET", "POST"])
 @limiter.limit("60 per minute", key_func=_user_key, methods=["POST"])
 def edit(room_id: str, message_id: str):

@@ -146,7 +146,7 @@ class MessageView:
             is_demo=bool(message.context_receipt and '"demo":true' in message.context_receipt),
             edited_at=message.edited_at, replaces_id=message.replaces_id,
             replaced_by_id=message.replaced_by_id,
-            quote_name=quoted.sender_name if quoted is not None else None,
+            quote_name=quoted.sender_name or "Someone" if quoted is not None else None,
             quote_text=quote_of(quoted.content) if quoted is not None else None,
         )
 
