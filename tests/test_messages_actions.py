@@ -94,7 +94,7 @@ def test_htmx_edit_opens_in_place_and_saves_back_to_the_message(app, client, wor
     assert saved.status_code == 200
     article = saved.get_data(as_text=True)
     assert f'id="message-{message_id}"' in article and "Edited in place" in article
-    assert ">edited</span>" in article and 'data-action="edit"' in article
+    assert ">edited</span>" in article
     cancel = member.get(f"/rooms/{world.room_id}/messages/{message_id}",
                         headers={"HX-Request": "true"}).get_data(as_text=True)
     assert cancel.startswith("<article") and "Edited in place" in cancel
@@ -177,16 +177,16 @@ def test_a_reply_quotes_and_links_the_message_it_answers(app, client, world, csr
     reply = room_messages(app, world.room_id)[-1]
     assert (reply.content, reply.reply_to_id) == ("I do.", original)
     article = article_of(member.get(f"/rooms/{world.room_id}").get_data(as_text=True), reply.id)
-    assert (f'<a class="message-quote" href="/rooms/{world.room_id}/messages/{original}" '
-            f'data-quote-of="{original}">') in article
+    link = f"/rooms/{world.room_id}?around={original}#message-{original}"
+    assert (f'<a class="message-quote" href="{link}" data-quote-of="{original}">') in article
     assert "<strong>Olga Owner</strong>" in article and "Who owns the launch checklist?" in article
     # The quote's link works when the original is not on the page: it opens the room at it.
-    permalink = member.get(f"/rooms/{world.room_id}/messages/{original}")
-    assert permalink.status_code == 303
-    assert permalink.headers["Location"] == (
-        f"/rooms/{world.room_id}?around={original}#message-{original}")
-    assert f'id="message-{original}"' in member.get(permalink.headers["Location"]).get_data(
-        as_text=True)
+    with app.app_context():
+        for n in range(60):
+            chat_factories.create_message(world.room_id, world.owner.id, f"later {n}")
+    newest = member.get(f"/rooms/{world.room_id}").get_data(as_text=True)
+    assert f'id="message-{original}"' not in newest
+    assert f'id="message-{original}"' in member.get(link).get_data(as_text=True)
 
 
 def test_without_javascript_reply_opens_a_composer_that_answers_the_message(app, client, world):
@@ -238,14 +238,24 @@ def test_copy_gets_the_source_text_for_members_only(app, client, world):
         f"/rooms/{world.room_id}/messages/{message_id}/source").status_code == 404
 
 
-def test_every_message_offers_copy_and_reply_own_ones_edit(app, client, world):
-    mine = message_by(app, world, world.member, "Mine")
+def test_without_javascript_a_messages_time_leads_to_its_actions(app, client, world):
+    mine = message_by(app, world, world.member, "Mine, with **bold**")
     theirs = message_by(app, world, world.owner, "Theirs")
-    html = as_person(client, world.member).get(f"/rooms/{world.room_id}").get_data(as_text=True)
-    own, other = article_of(html, mine), article_of(html, theirs)
-    for article in (own, other):
-        assert 'data-action="copy"' in article and 'data-action="reply"' in article
-    assert 'data-action="edit"' in own and 'data-action="edit"' not in other
+    member = as_person(client, world.member)
+    room = member.get(f"/rooms/{world.room_id}").get_data(as_text=True)
+    for message_id in (mine, theirs):
+        assert f'<a href="/messages/{message_id}"><time' in article_of(room, message_id)
+    own = member.get(f"/messages/{mine}").get_data(as_text=True)
+    base = f"/rooms/{world.room_id}/messages/{mine}"
+    for action in ("reply", "edit", "delete"):
+        assert f'href="{base}/{action}"' in own
+    assert "regenerate" not in own
+    assert '<textarea id="message-source" rows="4" readonly>Mine, with **bold**</textarea>' in own
+    other = member.get(f"/messages/{theirs}").get_data(as_text=True)
+    assert f"/messages/{theirs}/reply" in other
+    assert f"/messages/{theirs}/edit" not in other and f"/messages/{theirs}/delete" not in other
+    assert as_person(client, world.outsider).get(f"/messages/{mine}").status_code == 404
+    assert member.get("/messages/01a20000-0000-7000-8000-000000000000").status_code == 404
 
 
 # ---- Clear history ----

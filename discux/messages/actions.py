@@ -35,8 +35,7 @@ def _permalink(room_id: str, message_id: str) -> str:
 def _article(room, participant, view) -> str:
     own = view.type == "user" and view.sender_id == participant.user_id
     return render_template("messages/_message.html", message=view, own=own,
-                           can_delete=service.may_delete(view, participant, room),
-                           can_post=can(participant, "post", room), oob=None)
+                           can_delete=service.may_delete(view, participant, room), oob=None)
 
 
 def _go(url: str):
@@ -44,6 +43,30 @@ def _go(url: str):
     if _is_htmx():
         return make_response("", 204, {"HX-Redirect": url})
     return redirect(url, 303)
+
+
+@bp.get("/messages/<message_id>")
+def page(message_id: str):
+    """A message's own page, what its time links to: without JavaScript, where its actions are
+    (with it, static/message-actions.js puts them on the message itself)."""
+    room_id = db.session.scalar(sa.select(Message.room_id).where(
+        Message.id == message_id)) if ID_PATTERN.match(message_id) else None
+    if room_id is None:
+        abort(404)
+    room, participant = _room_of_member(room_id)
+    view = _message_or_404(room.id, message_id)
+    own = view.type == "user" and view.sender_id == participant.user_id
+    may_post = can(participant, "post", room)
+    actions = {
+        "reply": may_post and view.type != "system" and not view.replaced_by_id,
+        "edit": service.may_edit(view, participant, room),
+        "regenerate": (may_post and view.type == "agent" and not view.replaced_by_id
+                       and view.status != "streaming"),
+        "delete": service.may_delete(view, participant, room),
+        "versions": bool(view.replaces_id),
+    }
+    return render_template("messages/show.html", room=room, message=view, own=own,
+                           actions=actions, around=_permalink(room.id, view.id))
 
 
 @bp.get("/rooms/<room_id>/messages/<message_id>")

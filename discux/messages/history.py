@@ -109,13 +109,13 @@ def message_view(room_id: str, message_id: str) -> MessageView | None:
 
 
 @lru_cache(maxsize=2048)
-def _cached_article(row: sa.Row, own: bool, can_delete: bool, can_post: bool = True) -> Markup:
-    return _article(row, own, can_delete, can_post)
+def _cached_article(row: sa.Row, own: bool, can_delete: bool) -> Markup:
+    return _article(row, own, can_delete)
 
 
-def _article(row: sa.Row, own: bool, can_delete: bool, can_post: bool = True) -> Markup:
+def _article(row: sa.Row, own: bool, can_delete: bool) -> Markup:
     macro = current_app.jinja_env.get_template("messages/_message.html").module.message_article
-    return macro(MessageView.from_row(row), own, can_delete, can_post=can_post)
+    return macro(MessageView.from_row(row), own, can_delete)
 
 
 def forget_rendered_articles() -> None:
@@ -123,9 +123,9 @@ def forget_rendered_articles() -> None:
     _cached_article.cache_clear()
 
 
-def article_renderer() -> Callable[..., Markup]:
+def article_renderer() -> Callable[[sa.Row, bool, bool], Markup]:
     """What makes a message's markup for one kind of viewer (row of VIEW_COLUMNS, own, may
-    delete, may post: reply, edit own, regenerate): asked once per page.
+    delete): asked once per page.
 
     Every view of a room re-renders the same articles, so they are kept: the row holds every
     value the markup shows, so a message whose status, text or receipt changed is a new key
@@ -148,13 +148,12 @@ def entries_for(rows: list[sa.Row], participant: RoomParticipant, room: Room) ->
     entries, previous_day = [], None
     render = article_renderer()
     me = participant.user_id
-    may_post = can(participant, "post", room)
     for row in rows:
         own = row.type == "user" and row.sender_id == me
         day = day_of(row.timestamp)
         entries.append(Entry(
             row.id,
-            render(row, own, may_delete(row, participant, room), may_post),
+            render(row, own, may_delete(row, participant, room)),
             day,
             day_label_of(row.timestamp) if day != previous_day else None,
         ))
