@@ -234,9 +234,14 @@ class MessageView:
 QUOTE_LENGTH = 140
 
 
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_EMPHASIS = re.compile(r"[*_~`#>]+")
+
+
 def quote_of(text: str | None) -> str:
-    """The start of a message as a reply's quote shows it: one line, at most QUOTE_LENGTH."""
-    line = " ".join((text or "").split())
+    """The start of a message as a reply's quote shows it: one line of its words (links as
+    their text, no emphasis marks), at most QUOTE_LENGTH."""
+    line = " ".join(_EMPHASIS.sub("", _LINK.sub(r"\1", text or "")).split())
     return line if len(line) <= QUOTE_LENGTH else line[: QUOTE_LENGTH - 1].rstrip() + "…"
 
 
