@@ -3,6 +3,8 @@ replies, copies, regenerates or clears; the other sees it happen live."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -90,7 +92,7 @@ def test_an_edit_and_a_reply_show_up_live_for_the_other_person(server, room, new
     reply_on_ana = ana.locator("#messages .message", has_text="Monday works for me")
     expect(reply_on_ana.locator(".message-quote")).to_contain_text("Ana We ship on Monday")
     reply_on_ana.locator(".message-quote").click()
-    expect(mine).to_have_class(__import__("re").compile(r"message-highlight"))
+    expect(mine).to_have_class(re.compile(r"message-highlight"))
     assert fits_the_width(ana) and fits_the_width(bo)
     assert ana.csp_errors == [] and bo.csp_errors == []
 

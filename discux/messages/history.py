@@ -12,7 +12,6 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from flask import current_app
 from markupsafe import Markup
-
 from sqlalchemy.orm import aliased
 
 from discux.extensions import db
