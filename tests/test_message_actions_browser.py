@@ -1,5 +1,5 @@
-"""Message actions in Chromium, two people in one room, at desktop and phone widths: one edits,
-replies, copies, regenerates or clears; the other sees it happen live."""
+"""Message actions in Chromium, two people in one room, at desktop (1280×800, light) and phone
+(390 px, dark) sizes: one edits, replies, copies, regenerates or clears; the other sees it live."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ def room(llm_app):
 
 
 def open_room(new_context, server, room, who, size, **options):
+    if size == "phone":
+        options.setdefault("color_scheme", "dark")  # the phone runs in dark mode
     context = new_context(viewport=SIZES[size], **options)
     with server.app.app_context():
         token = factories.create_session_token(room[who])

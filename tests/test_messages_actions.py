@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from discux.auth.sessions import COOKIE_NAME
 from discux.extensions import db
 from discux.messages.service import MAX_LENGTH
-from discux.models import Message
+from discux.models import Message, Room
 from tests.support import chat_factories
 from tests.support.chat_factories import World
 
@@ -145,6 +145,19 @@ def test_agent_and_system_messages_cannot_be_edited(app, client, world, csrf_tok
         data={"content": "You think not.", "csrf_token": csrf_token()})
     assert response.status_code == 403
     assert stored(app, agent_id).content == "I think so."
+
+
+def test_nothing_is_edited_in_an_archived_room(app, client, world, csrf_token):
+    message_id = message_by(app, world, world.member)
+    with app.app_context():
+        db.session.get(Room, world.room_id).is_active = False
+        db.session.commit()
+    response = as_person(client, world.member).post(
+        f"/rooms/{world.room_id}/messages/{message_id}/edit",
+        data={"content": "Too late", "csrf_token": csrf_token()})
+    assert response.status_code == 403
+    assert "archived" in response.get_data(as_text=True)
+    assert stored(app, message_id).content == "First draft of the plan"
 
 
 def test_edit_without_csrf_token_is_refused(app, client, world):

@@ -130,6 +130,8 @@ def test_regenerate_replaces_the_reply_in_view_and_keeps_the_old_one(room, fake)
     new_id = completed["data"]["id"]
     versions = room.bo.http.get(f"{room.url}/rooms/{room.id}/messages/{new_id}/versions").text
     assert "Version one of the plan." in versions
+    earlier = room.bo.http.get(f"{room.url}/messages/{old.id}").text
+    assert "Version one of the plan." in earlier and f'href="/messages/{new_id}"' in earlier
     # Later turns see only the newest version.
     room.ana.post(room.id, "@Nova summarize")
     room.wait()

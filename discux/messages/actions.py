@@ -4,6 +4,8 @@ post without JavaScript; the rules live in discux.messages.service and discussio
 
 from __future__ import annotations
 
+import dataclasses
+
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request
 from flask_login import current_user
@@ -55,18 +57,22 @@ def page(message_id: str):
         abort(404)
     room, participant = _room_of_member(room_id)
     view = _message_or_404(room.id, message_id)
+    replaced_by = view.replaced_by_id
+    if replaced_by:  # an earlier version: shown here as it was, with a way to the newest
+        view = dataclasses.replace(view, replaced_by_id=None)
     own = view.type == "user" and view.sender_id == participant.user_id
     may_post = can(participant, "post", room)
     actions = {
-        "reply": may_post and view.type != "system" and not view.replaced_by_id,
+        "reply": may_post and view.type != "system" and not replaced_by,
         "edit": service.may_edit(view, participant, room),
-        "regenerate": (may_post and view.type == "agent" and not view.replaced_by_id
+        "regenerate": (may_post and view.type == "agent" and not replaced_by
                        and view.status != "streaming"),
         "delete": service.may_delete(view, participant, room),
         "versions": bool(view.replaces_id),
     }
     return render_template("messages/show.html", room=room, message=view, own=own,
-                           actions=actions, around=_permalink(room.id, view.id))
+                           actions=actions, replaced_by=replaced_by,
+                           around=_permalink(room.id, replaced_by or view.id))
 
 
 @bp.get("/rooms/<room_id>/messages/<message_id>")
