@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from discux.agents.styles import style_for
-from discux.discussion import turns
+from discux.discussion import progress, turns
 from discux.discussion.context import TurnAgent, build_prompt, estimate_tokens, read_turn
 from discux.discussion.status import publish_status
 from discux.discussion.summaries import SummaryClock, maybe_auto_summarize, summarize_room
@@ -147,6 +147,9 @@ class RoomRunner:
         self.lease: turns.Lease | None = None
         # Agents asked to answer after the budget ran out: "Continue" lets them.
         self.waiting: list[str] = []
+        # The line saying why the chain stopped, shown instead of "idle" when the queue empties
+        # (else "Continue" would vanish with it); a new generation or Stop clears it.
+        self.chain_stopped: dict | None = None
         self.idle = threading.Event()
         self.idle.set()
         self.wake: threading.Timer | None = None  # kicks the room when its waiting turn may start
@@ -234,6 +237,7 @@ class Engine:
         if agent_ids:
             with runner.lock:
                 runner.waiting = agent_ids[MAX_REPLIES:]
+                runner.chain_stopped = None
                 # Nothing runs the room here: take its lease now, so the first turn is stored
                 # already running and goes straight to an agent thread.
                 lease = None if runner.active else self.leases.take(room_id)
@@ -275,7 +279,10 @@ class Engine:
         """Stop the room's agents on whichever worker runs them; that worker says so (this one
         too when a queued turn was cancelled: it may have been waiting for a rate limit)."""
         cancelled = turns.cancel_queued_replies(room_id)
-        if self._cancel_here(self.runner(room_id)) or cancelled:
+        runner = self.runner(room_id)
+        with runner.lock:
+            runner.chain_stopped = None
+        if self._cancel_here(runner) or cancelled:
             publish_status(room_id, {"state": "stopped"})
         self.hub.publish({"type": CANCEL_EVENT, "room_id": room_id, "html": None,
                           "data": {"announce": True}})
@@ -381,7 +388,8 @@ class Engine:
                 if lease is not None and not waits:  # a waiting turn's status line stays
                     with runner.lock:  # not over a newer drain's "answering"
                         if not runner.active:
-                            publish_status(runner.room_id, {"state": "idle"})
+                            publish_status(runner.room_id,
+                                           runner.chain_stopped or {"state": "idle"})
         if starts is not None and not self.stopping.is_set():
             if waits:
                 self._kick_at(runner, starts)
@@ -455,8 +463,10 @@ class Engine:
             return
         queued = turns.queued_agent_ids(claimed.generation_id)
         wanted = [a for a in handed_to if a.id not in queued]
+        stall = progress.generation_stall(runner.room_id, claimed.generation_id,
+                                          claimed.trigger_id) if wanted else None
         granted = []
-        for agent in wanted:
+        for agent in wanted if stall is None else []:
             if (generation.handovers >= generation.handover_limit
                     or generation.replies + len(granted) + len(queued) >= generation.reply_limit):
                 break
@@ -465,16 +475,13 @@ class Engine:
         turns.queue_handovers(claimed, [a.id for a in granted])
         generation.planned += len(granted)
         refused = wanted[len(granted):]
+        stopped = chain_stopped_status(generation, refused, stall) if refused else None
         with runner.lock:
             runner.waiting = [a.id for a in refused]
+            runner.chain_stopped = stopped
         db.session.commit()
-        if refused:
-            names = ", ".join(a.name for a in refused)
-            publish_status(runner.room_id, {
-                "state": "budget_spent", "replies": generation.replies,
-                "handovers": generation.handovers, "waiting": names,
-                "continue": CONTINUE_GRANT,
-            })
+        if stopped:
+            publish_status(runner.room_id, stopped)
 
     # ---- background: leases and the poll ----
     def _keep_leases(self) -> None:
@@ -517,6 +524,18 @@ class Engine:
             first = False
             if not self.shared or self.stopping.wait(turns.POLL_SECONDS):
                 return
+
+
+def chain_stopped_status(generation: Generation, refused: list[TurnAgent],
+                         stall: progress.Stall | None) -> dict:
+    """The status line of a chain stopped with agents left waiting: by the count budget, or
+    (with `stall`) by the loop guard, saying why; both offer "Continue"."""
+    status = {"state": "budget_spent", "replies": generation.replies,
+              "handovers": generation.handovers,
+              "waiting": ", ".join(a.name for a in refused), "continue": CONTINUE_GRANT}
+    if stall is not None:
+        status.update(state="no_progress", reason=stall.reason, why=stall.why)
+    return status
 
 
 def turn_of(claimed: turns.Claimed) -> Turn:

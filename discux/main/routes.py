@@ -6,20 +6,10 @@ from flask_login import current_user
 
 from discux.extensions import db
 from discux.models import Message, Room, RoomParticipant
+from discux.notifications.service import rooms_overview, snippet
+from discux.rooms.sample import sample_room_refusal
 
 bp = Blueprint("main", __name__)
-
-
-def rooms_of(user_id: str, limit: int = 20) -> list[tuple[Room, str]]:
-    """The user's active rooms with their role, most recently updated first."""
-    rows = db.session.execute(
-        sa.select(Room, RoomParticipant.role)
-        .join(RoomParticipant, RoomParticipant.room_id == Room.id)
-        .where(RoomParticipant.user_id == user_id, Room.is_active.is_(True))
-        .order_by(Room.updated_at.desc())
-        .limit(limit)
-    )
-    return [(room, role) for room, role in rows]
 
 
 def recent_activity(user_id: str, limit: int = 10) -> list[tuple[Message, Room]]:
@@ -39,8 +29,13 @@ def recent_activity(user_id: str, limit: int = 10) -> list[tuple[Message, Room]]
 def index():
     if not current_user.is_authenticated:
         return render_template("main/landing.html")
+    user = current_user._get_current_object()
+    overview = rooms_overview(user)
     return render_template(
         "main/dashboard.html",
-        rooms=rooms_of(current_user.id),
+        overview=overview,
+        snippet=snippet,
+        # First run: nothing to list yet, so offer the sample room (or say why it can't be).
+        sample_refusal=None if overview else sample_room_refusal(user),
         activity=recent_activity(current_user.id),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 
 from discux import plans
 from discux.errors import DiscuxError, Forbidden
@@ -16,6 +17,7 @@ from discux.extensions import db
 from discux.ids import new_id, utcnow
 from discux.messages.mentions import resolve_mentions
 from discux.messages.rendering import MessageView, render_markdown
+from discux.messages.signals import message_posted
 from discux.models import (
     Agent,
     Message,
@@ -212,6 +214,8 @@ def post_user_message(user: User, room: Room, content: str | None,
         db.session.rollback()  # the message and its count go together, or neither
         raise
     publish(room.id, "message.created", message_payload(message))
+    message_posted.send(current_app._get_current_object(), message=message, room=room,
+                        poster=user)
     return message
 
 

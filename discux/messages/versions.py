@@ -1,5 +1,5 @@
 """Versions of a regenerated agent reply: the newest is the one the room shows and agents read;
-the ones it replaced stay readable under "Earlier versions" (migration 0011)."""
+the ones it replaced stay readable under "Earlier versions" (migration 0012)."""
 
 from __future__ import annotations
 

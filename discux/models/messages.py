@@ -29,7 +29,7 @@ class Message(db.Model):
         sa.Index("idx_messages_timestamp", "timestamp"),
         # A reconnecting socket asks for the room's messages changed since its `after` id.
         sa.Index("idx_room_changed_at", "room_id", "changed_at"),
-        # A regenerated reply's versions are found from either end (migration 0011).
+        # A regenerated reply's versions are found from either end (migration 0012).
         sa.Index("idx_messages_replaces_id", "replaces_id"),
         sa.Index("idx_messages_replaced_by_id", "replaced_by_id"),
     )

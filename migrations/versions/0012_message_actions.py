@@ -7,16 +7,16 @@ successor in `messages.replaced_by_id` and leaves the chat column and the agents
 must not cascade, and deleting a version is handled by discux.messages.service. The queued
 generation of a regeneration carries the reply it replaces in `agent_generations.replaces_id`.
 
-Revision ID: 0011_message_actions
-Revises: 0010
+Revision ID: 0012_message_actions
+Revises: 0011
 Create Date: 2026-12-03
 """
 from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-revision = "0011_message_actions"
-down_revision = "0010"
+revision = "0012_message_actions"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
