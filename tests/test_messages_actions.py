@@ -318,3 +318,28 @@ def test_the_panel_offers_clear_history_to_staff_only(app, client, world):
         as_text=True)
     assert link not in as_person(client, world.member).get(f"/rooms/{world.room_id}").get_data(
         as_text=True)
+
+
+# ---- Regenerated versions ----
+def test_deleting_a_regenerated_reply_brings_back_the_version_it_replaced(app, client, world,
+                                                                         csrf_token):
+    agent_id, _ = world.agents[0]
+    with app.app_context():
+        question = chat_factories.create_message(world.room_id, world.owner.id, "Ideas?").id
+        old = chat_factories.create_message(world.room_id, agent_id, "Old idea", type="agent",
+                                            reply_to_id=question).id
+        new = chat_factories.create_message(world.room_id, agent_id, "New idea", type="agent",
+                                            reply_to_id=question, replaces_id=old).id
+        db.session.get(Message, old).replaced_by_id = new
+        db.session.commit()
+    owner = as_person(client, world.owner)
+    page = owner.get(f"/rooms/{world.room_id}").get_data(as_text=True)
+    assert "New idea" in page and "Old idea" not in page
+    assert f'href="/rooms/{world.room_id}/messages/{new}/versions"' in article_of(page, new)
+    versions = owner.get(f"/rooms/{world.room_id}/messages/{new}/versions",
+                         headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Old idea" in versions and "<html" not in versions
+    owner.post(f"/rooms/{world.room_id}/messages/{new}/delete", data={"csrf_token": csrf_token()})
+    page = owner.get(f"/rooms/{world.room_id}").get_data(as_text=True)
+    assert "Old idea" in page and "New idea" not in page
+    assert stored(app, old).replaced_by_id is None
