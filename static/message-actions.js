@@ -32,7 +32,8 @@
     if (!header || header.querySelector(".message-actions")) return;
     if (article.classList.contains("message-replaced") || article.classList.contains("message-editing")) return;
     // Whoever has a composer may post: reply, edit their own, ask an agent again.
-    const mayPost = Boolean(document.getElementById("composer-reply"));
+    const composer = document.getElementById("composer");
+    const mayPost = Boolean(composer && composer.tagName === "FORM");
     const name = (header.querySelector(".sender-name") || {}).textContent || "someone";
     const own = article.classList.contains("message-own");
     const whose = own ? "your" : `${name}’s`;
@@ -80,8 +81,33 @@
   }
 
   // ---- Reply: the quote above the composer; the post carries reply_to ----
+  // The strip above the composer, as templates/messages/_composer_reply.html renders it.
+  function replyBox() {
+    let box = document.getElementById("composer-reply");
+    const form = document.getElementById("composer");
+    if (box || !form || form.tagName !== "FORM") return box;
+    box = document.createElement("div");
+    box.id = "composer-reply";
+    box.className = "composer-reply";
+    const input = Object.assign(document.createElement("input"), { type: "hidden", name: "reply_to" });
+    const quote = document.createElement("span");
+    quote.className = "composer-reply-quote";
+    const name = document.createElement("strong");
+    name.dataset.replyName = "";
+    const text = document.createElement("span");
+    text.className = "composer-reply-text";
+    text.dataset.replyText = "";
+    quote.append("Replying to ", name, " ", text);
+    const cancel = Object.assign(document.createElement("button"), {
+      type: "button", className: "secondary outline composer-reply-cancel", textContent: "Don’t reply" });
+    cancel.dataset.action = "cancel-reply";
+    box.append(input, quote, cancel);
+    form.querySelector('label[for="composer-text"]').before(box);
+    return box;
+  }
+
   function startReply(article) {
-    const box = document.getElementById("composer-reply");
+    const box = replyBox();
     if (!box || !article) return false;
     const cancel = box.querySelector(".composer-reply-cancel");
     if (cancel) cancel.hidden = false; // it only works with JavaScript
