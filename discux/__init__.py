@@ -333,6 +333,7 @@ def _register_blueprints(app: Flask) -> None:
     from discux.health import bp as health_bp
     from discux.invitations.routes import bp as invitations_bp
     from discux.main.routes import bp as main_bp
+    from discux.messages.actions import bp as message_actions_bp
     from discux.messages.routes import bp as messages_bp
     from discux.notifications.routes import bp as notifications_bp
     from discux.realtime.sockets import bp as realtime_bp
@@ -346,6 +347,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(invitations_bp)
     app.register_blueprint(agents_bp)
     app.register_blueprint(messages_bp)
+    app.register_blueprint(message_actions_bp)
     app.register_blueprint(realtime_bp)
     app.register_blueprint(search_bp)
     app.register_blueprint(export_bp)

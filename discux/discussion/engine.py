@@ -37,6 +37,7 @@ from discux.ids import new_id, utcnow
 from discux.llm.base import Abort, Delta, LLMError, mean_probability
 from discux.llm.registry import get_provider
 from discux.logs import log_model_call
+from discux.messages import versions
 from discux.messages.mentions import resolve_mentions
 from discux.messages.service import (
     post_system_message,
@@ -120,6 +121,8 @@ class Generation:
     handover_limit: int = MAX_HANDOVERS
     reply_limit: int = MAX_REPLIES
     planned: int = 0
+    # A regeneration: the agent reply its one reply replaces (discux.messages.versions).
+    replaces_id: str | None = None
 
 
 @dataclass
@@ -225,7 +228,8 @@ class Engine:
 
     # ---- entry points (called on request threads) ----
     def start_generation(self, room_id: str, trigger_id: str, agent_ids: list[str],
-                         handover_limit: int = MAX_HANDOVERS, cancel_current: bool = True) -> None:
+                         handover_limit: int = MAX_HANDOVERS, cancel_current: bool = True,
+                         replaces_id: str | None = None) -> None:
         runner = self.runner(room_id)
         first, lease = None, None
         if cancel_current:
@@ -244,7 +248,7 @@ class Engine:
                 first = turns.queue_generation(
                     room_id, trigger_id, agent_ids[:MAX_REPLIES], handover_limit=handover_limit,
                     reply_limit=MAX_REPLIES, cancel_queued=cancel_current,
-                    start_first=lease is not None)
+                    start_first=lease is not None, replaces_id=replaces_id)
             except BaseException:
                 if lease is not None:
                     self._hand_back(runner, lease)
@@ -541,7 +545,8 @@ def turn_of(claimed: turns.Claimed) -> Turn:
                     requested_by=claimed.requested_by)
     generation = Generation(trigger_id=claimed.trigger_id, replies=claimed.replies,
                             handovers=claimed.handovers, handover_limit=claimed.handover_limit,
-                            reply_limit=claimed.reply_limit, planned=claimed.planned)
+                            reply_limit=claimed.reply_limit, planned=claimed.planned,
+                            replaces_id=claimed.replaces_id)
     return Turn(claimed.kind, generation, agent_id=claimed.agent_id,
                 handed_over_by=claimed.handed_over_by, requested_by=claimed.requested_by)
 
@@ -648,6 +653,30 @@ def retry_reply(room: Room, message_id: str) -> Agent:
     return agent
 
 
+def regenerate_reply(room: Room, message_id: str) -> Agent:
+    """Ask the agent of a reply to answer its trigger again, through the turn queue; its new
+    reply replaces this one in the room (which stays readable as an earlier version). The
+    regeneration hands over to nobody: whom the reply mentions waits for Continue."""
+    reply = db.session.scalar(
+        sa.select(Message).where(Message.id == message_id, Message.room_id == room.id))
+    if reply is None or reply.type != "agent":
+        raise CannotRetry("There is no agent reply with that id in this room.")
+    if reply.replaced_by_id is not None:
+        raise CannotRetry("This reply was regenerated already: regenerate its newest version.")
+    if reply.status == "streaming":
+        raise CannotRetry(f"{reply.sender_name or 'The agent'} is still writing this reply.")
+    agent = next((a for a in room_agents(room.id) if a.id == reply.sender_id), None)
+    if agent is None:
+        raise CannotRetry(f"{reply.sender_name or 'This agent'} is no longer in the room.")
+    if reply.reply_to_id is None:
+        raise CannotRetry("The message this reply answered was deleted: ask the agent again.")
+    if turns.is_queued(room.id, agent.id, reply.reply_to_id):
+        raise CannotRetry(f"{agent.name} is already about to answer that message again.")
+    engine_for().start_generation(room.id, reply.reply_to_id, [agent.id], handover_limit=0,
+                                  cancel_current=False, replaces_id=reply.id)
+    return agent
+
+
 # Built once: it runs before a reply whose agent is at its limit.
 AGENT_REPLY_TIMES = (
     sa.select(Message.timestamp)
@@ -716,7 +745,9 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
     # room, or an agent removed from it, has none here) and whether the replying agent may
     # answer now: the count is read from the messages, so the limit holds whichever worker
     # wrote them.
-    reads = read_turn(room_id, turn.agent_id, utcnow() - timedelta(seconds=60))
+    # A regenerated reply is written from the history its earlier version saw.
+    reads = read_turn(room_id, turn.agent_id, utcnow() - timedelta(seconds=60),
+                      before=generation.replaces_id)
     in_room = {a.id: a for a in reads.agents}
     agent = in_room.get(turn.agent_id)
     if agent is None:
@@ -738,6 +769,7 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
         status="streaming", reply_to_id=generation.trigger_id if generation.trigger_id
         != "summary" else None, context_length=prompt.context_length,
         context_receipt=prompt.receipt_json(), timestamp=utcnow(), mentions=[],
+        replaces_id=generation.replaces_id,
     )
     first_piece = FirstPiece(current_app._get_current_object(), reply, generation)
     # Stop (or a newer message) cuts the model request off, waiting for its first token or not.
@@ -815,8 +847,11 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
     else:
         reply.status = "complete"
         db.session.execute(COUNT_AGENT_USE, {"agent_id": agent.id})
+    replaced = versions.retire_replaced(reply) if reply.replaces_id else None
     db.session.commit()
     publish_message_completed(reply)
+    if replaced is not None:
+        versions.publish_replaced(replaced)
     if failure:
         tell_room(room_id, f"⚠️ **{agent.name}** was cut off: {failure}.")
         return []
