@@ -7,7 +7,7 @@ successor in `messages.replaced_by_id` and leaves the chat column and the agents
 must not cascade, and deleting a version is handled by discux.messages.service. The queued
 generation of a regeneration carries the reply it replaces in `agent_generations.replaces_id`.
 
-Revision ID: 0012_message_actions
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-03
 """
@@ -15,7 +15,7 @@ from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-revision = "0012_message_actions"
+revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None
