@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from discux.discussion.context import estimate_tokens
-from discux.errors import LimitReached
+from discux.errors import DiscuxError, LimitReached
 from discux.extensions import db
 from discux.ids import utcnow
 from discux.llm.base import Usage
@@ -34,6 +34,7 @@ from discux.models import (
     User,
 )
 from discux.plans import UNLIMITED_TOKENS, month_start
+from discux.rooms.service import require_participant
 
 INSTANCE_ROW = 1
 
@@ -241,6 +242,77 @@ def check_can_start(room_id: str | None, *, user_id: str | None = None,
     facts = budget_facts(room_id, user_id, trigger_id=trigger_id)
     if facts.any:
         _check(facts, Call("reply", None, 0, room_id=room_id), 1, who, locking=False)
+
+
+# ---- setting budgets and prices ----
+
+BUDGET_MAX = UNLIMITED_TOKENS
+
+
+def check_budget_value(value, what: str, field: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= BUDGET_MAX:
+        raise DiscuxError(f"The {what} must be a whole number of tokens from 0 to "
+                          f"{BUDGET_MAX:,}, or empty for none.", field)
+    return value
+
+
+def set_room_budget(actor: User, room, budget: int | None) -> None:
+    """Set (or with None remove) the room's monthly token budget: its owner and admins only."""
+    require_participant(actor, room, "edit_settings")
+    room.settings.monthly_token_budget = check_budget_value(budget, "monthly token budget",
+                                                       "monthly_token_budget")
+    db.session.commit()
+
+
+def instance_settings() -> InstanceSettings:
+    row = db.session.get(InstanceSettings, INSTANCE_ROW)
+    if row is None:  # the migration writes it; a database made otherwise gets it here
+        row = InstanceSettings(id=INSTANCE_ROW)
+        db.session.add(row)
+        db.session.flush()
+    return row
+
+
+def set_daily_cap(cap: int | None) -> None:
+    """Set (or with None remove) the instance's daily token cap (instance admins call it)."""
+    instance_settings().daily_token_cap = check_budget_value(cap, "daily token cap",
+                                                        "daily_token_cap")
+    db.session.commit()
+
+
+PRICE_MAX = 1_000_000
+
+
+def set_price(model: str, input_usd: float | None, output_usd: float | None) -> None:
+    """Set a model's price in USD per million input and output tokens; both None removes it.
+    Calls are costed at the price of their time: changing it rewrites no past cost."""
+    model = (model or "").strip()
+    if not model or len(model) > 255:
+        raise DiscuxError("Name the model (at most 255 characters), as the provider spells it.",
+                          "model")
+    price = db.session.get(ModelPrice, model)
+    if input_usd is None and output_usd is None:
+        if price is not None:
+            db.session.delete(price)
+        db.session.commit()
+        return
+    for value, field in ((input_usd, "input_usd_per_million"),
+                         (output_usd, "output_usd_per_million")):
+        if value is None or not 0 <= value <= PRICE_MAX:
+            raise DiscuxError(f"Give both prices in USD per million tokens, from 0 to "
+                              f"{PRICE_MAX:,}.", field)
+    if price is None:
+        price = ModelPrice(model=model)
+        db.session.add(price)
+    price.input_usd_per_million = input_usd
+    price.output_usd_per_million = output_usd
+    db.session.commit()
+
+
+def prices() -> list[ModelPrice]:
+    return list(db.session.scalars(sa.select(ModelPrice).order_by(ModelPrice.model)))
 
 
 # ---- figures and settling ----

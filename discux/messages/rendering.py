@@ -116,6 +116,11 @@ class MessageView:
     humans_only: bool = False
     reply_to_id: str | None = None
     mentions: list[str] = field(default_factory=list)
+    # An agent reply's own usage (discux.usage): None until it was counted.
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    usage_estimated: bool | None = None
+    cost_usd: float | None = None
     # From the discussion engine's context receipt: can it be shown, and was it the demo model?
     has_receipt: bool = False
     is_demo: bool = False
@@ -132,6 +137,8 @@ class MessageView:
             context_length=message.context_length, humans_only=bool(message.humans_only),
             reply_to_id=message.reply_to_id,
             mentions=[m.mentioned_agent_id for m in message.mentions],
+            prompt_tokens=message.prompt_tokens, completion_tokens=message.completion_tokens,
+            usage_estimated=message.usage_estimated, cost_usd=message.cost_usd,
             has_receipt=bool(message.context_receipt),
             is_demo=bool(message.context_receipt and '"demo":true' in message.context_receipt),
         )
@@ -149,6 +156,10 @@ class MessageView:
     @classmethod
     def from_payload(cls, data: dict) -> MessageView:
         fields = dict(data)
+        counted = fields.pop("usage", None) or {}
+        fields.update(prompt_tokens=counted.get("prompt_tokens"),
+                      completion_tokens=counted.get("completion_tokens"),
+                      usage_estimated=counted.get("estimated"), cost_usd=counted.get("cost_usd"))
         stamp = fields.get("timestamp")
         fields["timestamp"] = datetime.fromisoformat(stamp) if stamp else None
         known = cls.__dataclass_fields__
@@ -167,7 +178,31 @@ class MessageView:
             "context_length": self.context_length, "humans_only": self.humans_only,
             "reply_to_id": self.reply_to_id, "mentions": list(self.mentions),
             "has_receipt": self.has_receipt, "is_demo": self.is_demo,
+            "usage": self.usage,
         }
+
+    @property
+    def usage(self) -> dict | None:
+        """{"prompt_tokens", "completion_tokens", "estimated", "cost_usd"} of an agent reply
+        that was counted (cost_usd None when its model has no price); None otherwise."""
+        if self.type != "agent" or (self.prompt_tokens is None
+                                    and self.completion_tokens is None):
+            return None
+        return {"prompt_tokens": self.prompt_tokens or 0,
+                "completion_tokens": self.completion_tokens or 0,
+                "estimated": bool(self.usage_estimated), "cost_usd": self.cost_usd}
+
+    @property
+    def usage_label(self) -> str:
+        """"≈ 120 + 48 tokens · $0.0004" (≈ when estimated); "" when not counted."""
+        counted = self.usage
+        if counted is None:
+            return ""
+        label = (f"{'≈ ' if counted['estimated'] else ''}{counted['prompt_tokens']:,} + "
+                 f"{counted['completion_tokens']:,} tokens")
+        if counted["cost_usd"] is not None:
+            label += f" · ${counted['cost_usd']:.4f}"
+        return label
 
     # ---- what the partial prints (each label is read more than once per render) ----
     @cached_property
