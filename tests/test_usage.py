@@ -134,6 +134,18 @@ def test_a_reply_stores_the_servers_token_counts_and_the_api_gives_them(llm_app,
     assert shown["monthly_token_budget"] is None
 
 
+def test_exports_carry_each_replys_usage(llm_app, fake):
+    room = Room(llm_app)
+    fake.queue(FakeReply(text="Exported.", prompt_tokens=77, completion_tokens=5))
+    room.ask_nova()
+    exported = room.client.get(f"/rooms/{room.room_id}/export.json").get_json()
+    [reply] = [m for m in exported["messages"] if m["type"] == "agent"]
+    assert reply["usage"] == {"prompt_tokens": 77, "completion_tokens": 5, "estimated": False,
+                              "cost_usd": None}
+    markdown = room.client.get(f"/rooms/{room.room_id}/export.md").get_data(as_text=True)
+    assert "82 tokens" in markdown
+
+
 def test_a_reply_the_server_gave_no_usage_for_is_estimated_and_marked(llm_app, fake):
     room = Room(llm_app)
     fake.queue(FakeReply(text="Twelve characters of words here.", usage=False))

@@ -97,6 +97,7 @@ def _agent_page(agent: Agent, form: AgentForm | None = None, status: int = 200, 
         agent=agent,
         owner=owner,
         stats=stats.agent_stats(agent, current_user),
+        agent_usage=usage.agent_this_month(agent.id),
         **context,
     )
 

@@ -37,6 +37,8 @@ def _settings_page(status: int = 200, token_form: ApiTokenForm | None = None,
             "messages": plans.messages_used_this_month(current_user),
         },
         unlimited=plans.UNLIMITED,
+        token_usage=usage.user_this_month(current_user.id),
+        unlimited_tokens=plans.UNLIMITED_TOKENS,
         provider=get_provider(),
     ), status
 
