@@ -155,6 +155,16 @@ def budget_facts(room_id: str | None, user_id: str | None = None, *,
         daily_cap=row.daily_cap)
 
 
+def facts_of(row) -> BudgetFacts:
+    """BudgetFacts from the budget row a turn reads with its prompt
+    (discux.discussion.context.read_turn); no row, no budget."""
+    if row is None:
+        return BudgetFacts()
+    return BudgetFacts(room_budget=row.room_budget, user_id=row.sender_id,
+                       user_name=row.name, plan=row.plan, user_allowance=row.user_allowance,
+                       daily_cap=row.daily_cap)
+
+
 def _used_since(column: sa.ColumnElement, value: str | None, since: datetime,
                 locking: bool = False) -> int:
     query = sa.select(sa.func.coalesce(sa.func.sum(UsageEntry.tokens), 0)).where(
@@ -202,6 +212,9 @@ def _check(facts: BudgetFacts, call: Call, need: int, who: str, locking: bool) -
             raise _refusal("instance", facts, left, who)
 
 
+INSERT_ENTRY = sa.insert(UsageEntry.__table__)
+
+
 def reserve(call: Call, facts: BudgetFacts, max_tokens: int, who: str) -> Call:
     """Before the model request: refuse the call (BudgetSpent) when its prompt alone would pass
     a budget that covers it, else count its prompt estimate + `max_tokens` against them until
@@ -212,25 +225,24 @@ def reserve(call: Call, facts: BudgetFacts, max_tokens: int, who: str) -> Call:
     # Always in this order, so two reservations never wait on each other's locks.
     if facts.room_budget is not None and call.room_id is not None:
         lock_row(RoomSettings, call.room_id)
-    if facts.user_id is not None:
+    if facts.user_id is not None and (facts.user_allowance or 0) < UNLIMITED_TOKENS:
         lock_row(User, facts.user_id)
     if facts.daily_cap is not None:
         lock_row(InstanceSettings, INSTANCE_ROW)
-    facts = budget_facts(call.room_id, facts.user_id)  # as they are now, under the locks
     call.user_id = facts.user_id
     try:
         _check(facts, call, max(1, call.prompt_estimate), who, locking=True)
     except BudgetSpent:
         db.session.rollback()
         raise
-    entry = UsageEntry(kind=call.kind, state="reserved", user_id=facts.user_id,
-                       room_id=call.room_id, agent_id=call.agent_id,
-                       message_id=call.message_id, model=call.model,
-                       prompt_tokens=call.prompt_estimate,
-                       tokens=call.prompt_estimate + max_tokens, estimated=True)
-    db.session.add(entry)
+    call.entry_id = db.session.execute(INSERT_ENTRY, {
+        "created_at": utcnow(), "kind": call.kind, "state": "reserved",
+        "user_id": facts.user_id, "room_id": call.room_id, "agent_id": call.agent_id,
+        "message_id": call.message_id, "model": call.model,
+        "prompt_tokens": call.prompt_estimate, "completion_tokens": 0,
+        "tokens": call.prompt_estimate + max_tokens, "estimated": True, "cost_usd": None,
+    }).inserted_primary_key[0]
     db.session.commit()
-    call.entry_id = entry.id
     return call
 
 

@@ -12,7 +12,16 @@ import sqlalchemy as sa
 
 from discux.agents.styles import style_for, system_prompt
 from discux.extensions import db
-from discux.models import Agent, Message, RoomAgent, RoomBrief, RoomParticipant, User
+from discux.models import (
+    Agent,
+    InstanceSettings,
+    Message,
+    RoomAgent,
+    RoomBrief,
+    RoomParticipant,
+    RoomSettings,
+    User,
+)
 
 HISTORY_MESSAGES = 24
 HISTORY_TOKENS = 6000
@@ -83,7 +92,9 @@ _READ_COLUMNS = {"id": sa.String(), "type": sa.String(), "sender_id": sa.String(
                  "name": sa.String(), "content": sa.Text(), "version": sa.Integer(),
                  "joined_at": sa.DateTime(), "membership_id": sa.String(),
                  "prompt": sa.Text(), "emoji": sa.String(), "color": sa.String(),
-                 "style": sa.String(), "model": sa.String(), "recent_replies": sa.Integer()}
+                 "style": sa.String(), "model": sa.String(), "recent_replies": sa.Integer(),
+                 "room_budget": sa.BigInteger(), "user_allowance": sa.BigInteger(),
+                 "daily_cap": sa.BigInteger(), "plan": sa.String()}
 
 
 def _read_part(kind: str, **columns: sa.ColumnElement) -> sa.Select:
@@ -127,12 +138,33 @@ def _turn_reads(dialect: str) -> sa.CompoundSelect:
         .join(RoomParticipant, RoomParticipant.user_id == User.id)
         .where(RoomParticipant.room_id == sa.bindparam("room_id"))
     )
+    budgets = _budget_part()
     if dialect == "sqlite":
         # SQLite takes ORDER BY/LIMIT inside a compound statement only in a subquery; MariaDB
         # would copy each subquery into a temporary table (3x the time of the parenthesized
         # parts it gets instead).
         history, brief = sa.select(history.subquery()), sa.select(brief.subquery())
-    return sa.union_all(agents, history, brief, people)
+    return sa.union_all(agents, history, brief, people, budgets)
+
+
+def _budget_part() -> sa.Select:
+    """The budgets covering the reply (discux.usage.BudgetFacts): the room's monthly budget,
+    the allowance and plan of the person whose message `trigger_id` set it off, and the
+    instance's daily cap; read with the prompt so a reply no budget covers costs no round
+    trip for them."""
+    author = sa.select(Message.sender_id).where(
+        Message.id == sa.bindparam("trigger_id"), Message.type == "user").scalar_subquery()
+    user = sa.select(User).where(User.id == author)
+    return _read_part(
+        "budget",
+        sender_id=user.with_only_columns(User.id).scalar_subquery(),
+        name=user.with_only_columns(sa.func.coalesce(User.name, User.email)).scalar_subquery(),
+        plan=user.with_only_columns(User.subscription).scalar_subquery(),
+        user_allowance=user.with_only_columns(User.max_tokens_per_month).scalar_subquery(),
+        room_budget=sa.select(RoomSettings.monthly_token_budget)
+        .where(RoomSettings.room_id == sa.bindparam("room_id")).scalar_subquery(),
+        daily_cap=sa.select(InstanceSettings.daily_token_cap)
+        .where(InstanceSettings.id == 1).scalar_subquery())
 
 
 # Built once per database kind: these reads run before every agent reply, ahead of the model
@@ -153,14 +185,18 @@ class TurnReads:
     history: list[sa.Row]  # recent messages with content, newest first
     brief: sa.Row | None
     people: list[str | None]
+    budgets: sa.Row | None = None  # see _budget_part
 
 
-def read_turn(room_id: str, agent_id: str, since: datetime) -> TurnReads:
+def read_turn(room_id: str, agent_id: str, since: datetime,
+              trigger_id: str | None = None) -> TurnReads:
     """The room's agents (each row's `recent_replies` counts `agent_id`'s replies since
-    `since`), its recent history, latest brief and people, in one round trip."""
+    `since`), its recent history, latest brief and people, and the budgets covering a reply to
+    `trigger_id`, in one round trip."""
     dialect = "sqlite" if db.engine.dialect.name == "sqlite" else "other"
     rows = db.session.execute(TURN_READS[dialect], {
-        "room_id": room_id, "agent_id": agent_id, "since": since}).all()
+        "room_id": room_id, "agent_id": agent_id, "since": since,
+        "trigger_id": trigger_id or ""}).all()
     # A compound statement promises no order: each part is put in its own here.
     return TurnReads(
         agents=sorted((r for r in rows if r.kind == "agent"),
@@ -169,6 +205,7 @@ def read_turn(room_id: str, agent_id: str, since: datetime) -> TurnReads:
                        reverse=True),
         brief=next((r for r in rows if r.kind == "brief"), None),
         people=[r.name for r in sorted((r for r in rows if r.kind == "person"), key=_joined)],
+        budgets=next((r for r in rows if r.kind == "budget"), None),
     )
 
 

@@ -709,7 +709,8 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
     # room, or an agent removed from it, has none here) and whether the replying agent may
     # answer now: the count is read from the messages, so the limit holds whichever worker
     # wrote them.
-    reads = read_turn(room_id, turn.agent_id, utcnow() - timedelta(seconds=60))
+    reads = read_turn(room_id, turn.agent_id, utcnow() - timedelta(seconds=60),
+                      trigger_id=generation.trigger_id)
     in_room = {a.id: a for a in reads.agents}
     agent = in_room.get(turn.agent_id)
     if agent is None:
@@ -732,7 +733,7 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
         != "summary" else None, context_length=prompt.context_length,
         context_receipt=prompt.receipt_json(), timestamp=utcnow(), mentions=[],
     )
-    call = start_reply_call(runner, generation, agent, reply.id, prompt, style.max_tokens,
+    call = start_reply_call(runner, agent, reads, reply.id, prompt, style.max_tokens,
                             agent.model or provider.default_model)
     if call is None:
         return []
@@ -831,16 +832,14 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
     return [a for a in mentioned if a.id != agent.id]
 
 
-def start_reply_call(runner: RoomRunner, generation: Generation, agent: TurnAgent,
-                     reply_id: str, prompt, max_tokens: int,
-                     model: str | None) -> usage.Call | None:
+def start_reply_call(runner: RoomRunner, agent: TurnAgent, reads, reply_id: str, prompt,
+                     max_tokens: int, model: str | None) -> usage.Call | None:
     """The reply's usage, reserved against the budgets that cover it (the room's, the asking
-    person's plan, the instance's); None when one would be passed: the room is told why and
-    the generation's other queued replies wait for Continue."""
-    trigger_id = generation.trigger_id if generation.trigger_id != "summary" else None
+    person's plan, the instance's: read with the prompt); None when one would be passed: the
+    room is told why and the room's other queued replies wait for Continue."""
     call = usage.Call("reply", model, prompt.receipt.get("token_estimate") or 0,
                       room_id=runner.room_id, agent_id=agent.id, message_id=reply_id)
-    facts = usage.budget_facts(runner.room_id, trigger_id=trigger_id or "")
+    facts = usage.facts_of(reads.budgets)
     call.user_id = facts.user_id
     try:
         return usage.reserve(call, facts, max_tokens, who=f"**{agent.name}**")
