@@ -165,13 +165,24 @@ def facts_of(row) -> BudgetFacts:
                        daily_cap=row.daily_cap)
 
 
-def _used_since(column: sa.ColumnElement, value: str | None, since: datetime,
-                locking: bool = False) -> int:
+def _used_statement(column: sa.ColumnElement | None, locking: bool) -> sa.Select:
     query = sa.select(sa.func.coalesce(sa.func.sum(UsageEntry.tokens), 0)).where(
-        UsageEntry.created_at >= since)
-    if value is not None:
-        query = query.where(column == value)
-    return int(db.session.scalar(query.with_for_update() if locking else query) or 0)
+        UsageEntry.created_at >= sa.bindparam("since"))
+    if column is not None:
+        query = query.where(column == sa.bindparam("value"))
+    return query.with_for_update() if locking else query
+
+
+# Built once (a reservation runs them ahead of its model request): tokens counted since a
+# time, by room, by user, or on the whole instance; locking or not.
+USED = {(scope, locking): _used_statement(column, locking)
+        for scope, column in (("room", UsageEntry.room_id), ("user", UsageEntry.user_id),
+                              ("instance", None))
+        for locking in (False, True)}
+
+
+def _used_since(scope: str, value: str | None, since: datetime, locking: bool = False) -> int:
+    return int(db.session.scalar(USED[scope, locking], {"since": since, "value": value}) or 0)
 
 
 def _refusal(scope: str, facts: BudgetFacts, left: int, who: str) -> BudgetSpent:
@@ -195,18 +206,18 @@ def _check(facts: BudgetFacts, call: Call, need: int, who: str, locking: bool) -
     """Raise BudgetSpent when `need` tokens would pass a budget covering the call."""
     now = utcnow()
     if facts.room_budget is not None and call.room_id is not None:
-        left = facts.room_budget - _used_since(UsageEntry.room_id, call.room_id,
+        left = facts.room_budget - _used_since("room", call.room_id,
                                                month_start(now), locking)
         if need > left:
             raise _refusal("room", facts, left, who)
     if (facts.user_id is not None and facts.user_allowance is not None
             and facts.user_allowance < UNLIMITED_TOKENS):
-        left = facts.user_allowance - _used_since(UsageEntry.user_id, facts.user_id,
+        left = facts.user_allowance - _used_since("user", facts.user_id,
                                                   month_start(now), locking)
         if need > left:
             raise _refusal("user", facts, left, who)
     if facts.daily_cap is not None:
-        left = facts.daily_cap - _used_since(UsageEntry.created_at, None, day_start(now),
+        left = facts.daily_cap - _used_since("instance", None, day_start(now),
                                              locking)
         if need > left:
             raise _refusal("instance", facts, left, who)
