@@ -25,6 +25,8 @@ from discux.models import (
 from tests.conftest import empty_tables
 from tests.support import chat_factories, factories
 from tests.support.fake_llm import FakeReply
+from tests.support.ws_client import Member
+from tests.test_turns import Server, served, wait_until
 
 
 class Room:
@@ -319,5 +321,51 @@ def test_two_workers_at_once_cannot_both_spend_what_one_reply_may(make_app, fake
         assert spent == 24  # settled to what the server reported
     finally:
         with workers[0].app_context():
+            db.session.remove()
+            empty_tables(db.engine)
+
+
+def test_two_gunicorn_hosts_on_redis_cannot_both_spend_one_allowance(
+        make_app, fake, redis_server, migrated_database, tmp_path):
+    """As above, with real servers: two gunicorn hosts on one database and Redis, one free
+    user's two rooms asked at once, one on each host."""
+    fake.reset()
+    app = make_app()
+    first = Room(app, plan="free")
+    second = Room(app, owner_id=first.owner_id)
+    first.set(User, first.owner_id, max_tokens_per_month=600)
+    env = served(tmp_path, migrated_database, fake, DISCUX_REDIS_URL=redis_server.url)
+    hosts = [Server(tmp_path, migrated_database, env), Server(tmp_path, migrated_database, env)]
+    try:
+        fake.respond_with(lambda body: FakeReply(text="Slow and sure.", delay_first=1.0,
+                                                 prompt_tokens=20, completion_tokens=4))
+        posters = [(Member(host.base_url, room.token), room)
+                   for host, room in zip(hosts, (first, second), strict=True)]
+        gate = threading.Barrier(2)
+
+        def ask(poster, room):
+            gate.wait()
+            assert poster.post(room.room_id, f"@{room.nova} go").status_code == 200
+
+        threads = [threading.Thread(target=ask, args=pair) for pair in posters]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        def settled():
+            replies = first.messages("agent") + second.messages("agent")
+            notices = first.messages("system") + second.messages("system")
+            done = [r for r in replies if r.status == "complete"]
+            return (done, notices) if len(done) + len(notices) == 2 else None
+
+        done, notices = wait_until(settled, 20, "one reply and one refusal")
+        assert len(done) == 1 and len(fake.requests) == 1
+        [notice] = notices
+        assert "free plan allows 600 tokens a month" in notice.content
+    finally:
+        for host in hosts:
+            host.stop()
+        with app.app_context():
             db.session.remove()
             empty_tables(db.engine)
