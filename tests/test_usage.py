@@ -369,3 +369,79 @@ def test_two_gunicorn_hosts_on_redis_cannot_both_spend_one_allowance(
         with app.app_context():
             db.session.remove()
             empty_tables(db.engine)
+
+
+ADMIN = "root@example.com"
+
+
+@pytest.mark.parametrize("llm_app_config", [{"DISCUX_ADMIN_EMAILS": ADMIN}])
+def test_the_instance_admin_sets_prices_and_the_daily_cap_and_reads_the_figures(llm_app, fake):
+    room = Room(llm_app)
+    with llm_app.app_context():
+        admin_token = factories.create_session_token(
+            factories.create_user(email=ADMIN, name="Root").id)
+    admin = llm_app.test_client()
+    admin.set_cookie("discux_session", admin_token, domain="localhost")
+    csrf = re.search(r'"X-CSRFToken": "([^"]+)"', admin.get("/admin").get_data(as_text=True))[1]
+
+    refused = admin.post("/admin/usage/prices", data={
+        "csrf_token": csrf, "model": "fake-small", "input_usd_per_million": "-3",
+        "output_usd_per_million": "12"})
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert "Enter a price from 0 to" in page and 'value="fake-small"' in page
+    saved = admin.post("/admin/usage/prices", data={
+        "csrf_token": csrf, "model": "fake-small", "input_usd_per_million": "3",
+        "output_usd_per_million": "12"})
+    assert saved.status_code == 303
+
+    refused = admin.post("/admin/usage/cap", data={"csrf_token": csrf,
+                                                   "daily_token_cap": "lots"})
+    assert refused.status_code == 422 and 'value="lots"' in refused.get_data(as_text=True)
+    assert admin.post("/admin/usage/cap", data={"csrf_token": csrf,
+                                                "daily_token_cap": "1000000"}).status_code == 303
+
+    fake.queue(FakeReply(text="Costed.", prompt_tokens=1000, completion_tokens=100))
+    room.ask_nova()
+    [reply] = room.messages("agent")
+    assert reply.cost_usd == pytest.approx(0.0042)  # 1000 × 3 + 100 × 12, per million
+    page = admin.get("/admin").get_data(as_text=True)
+    usage_section = page[page.index('id="usage"'):page.index('id="figures"')]
+    assert "of a daily cap of 1,000,000" in usage_section
+    assert re.search(r'<th scope="row">fake-small</th><td>1</td><td>1,000</td>\s*'
+                     r'<td>100</td><td>1,100</td><td>\$0.0042</td>', usage_section)
+    # Removing the price leaves tokens only; the cost already counted stays.
+    assert admin.post("/admin/usage/prices", data={"csrf_token": csrf,
+                                                   "model": "fake-small"}).status_code == 303
+    assert "<td>$3.0</td>" not in admin.get("/admin").get_data(as_text=True)
+    with llm_app.app_context():
+        usage.set_daily_cap(None)
+
+
+def test_members_see_the_rooms_meter_and_the_owner_sets_the_budget_in_the_form(llm_app,
+                                                                                fake):
+    room = Room(llm_app)
+    fake.queue(FakeReply(text="Metered.", prompt_tokens=1200, completion_tokens=34))
+    room.ask_nova()
+    with llm_app.app_context():
+        member = factories.create_user(name="Mia Member", plan="pro")
+        chat_factories.add_member(room.room_id, member.id)
+        member_token = factories.create_session_token(member.id)
+    viewer = llm_app.test_client()
+    viewer.set_cookie("discux_session", member_token, domain="localhost")
+    panel = viewer.get(f"/rooms/{room.room_id}").get_data(as_text=True)
+    meter = panel[panel.index('id="usage"'):]
+    assert "<strong>1,234</strong> tokens" in meter
+    assert 'name="monthly_token_budget"' not in panel  # a member cannot set it
+
+    form = {"csrf_token": room.csrf, "max_agents": "5", "monthly_token_budget": "-5"}
+    refused = room.client.post(f"/rooms/{room.room_id}/settings", data=form)
+    assert refused.status_code == 422
+    assert "Enter a whole number of tokens from 0" in refused.get_data(as_text=True)
+    form["monthly_token_budget"] = "1234"
+    assert room.client.post(f"/rooms/{room.room_id}/settings", data=form).status_code == 303
+    panel = viewer.get(f"/rooms/{room.room_id}").get_data(as_text=True)
+    assert "of a 1,234-token budget" in panel
+    room.ask_nova("more?")  # the budget is used up: refused, and said
+    [notice] = room.messages("system")
+    assert "monthly token budget (1,234 tokens) has 0 left" in notice.content
