@@ -359,7 +359,7 @@ def test_two_gunicorn_hosts_on_redis_cannot_both_spend_one_allowance(
             done = [r for r in replies if r.status == "complete"]
             return (done, notices) if len(done) + len(notices) == 2 else None
 
-        done, notices = wait_until(settled, 20, "one reply and one refusal")
+        done, notices = wait_until(settled, 60, "one reply and one refusal")
         assert len(done) == 1 and len(fake.requests) == 1
         [notice] = notices
         assert "free plan allows 600 tokens a month" in notice.content
