@@ -78,7 +78,7 @@ def main(argv=None) -> int:
                 reads = context.read_turn(room_id, agent_id, since, trigger_id=trigger_id)
                 call = usage.Call("reply", "fake-small", 300, room_id=room_id,
                                   agent_id=agent_id, message_id=f"bench-{n}")
-                usage.reserve(call, usage.facts_of(reads.budgets), 500, who="Nova")
+                usage.reserve(call, usage.facts_of(reads.budgets, reads.payer), 500, who="Nova")
                 timings["read_turn + accounting, "
                         + ("room budget" if budgeted else "no budget")].append(
                     time.perf_counter() - started)

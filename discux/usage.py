@@ -14,6 +14,7 @@ budget covers writes its row once, settled, in the transaction that stores its r
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -155,14 +156,15 @@ def budget_facts(room_id: str | None, user_id: str | None = None, *,
         daily_cap=row.daily_cap)
 
 
-def facts_of(row) -> BudgetFacts:
-    """BudgetFacts from the budget row a turn reads with its prompt
-    (discux.discussion.context.read_turn); no row, no budget."""
-    if row is None:
-        return BudgetFacts()
-    return BudgetFacts(room_budget=row.room_budget, user_id=row.sender_id,
-                       user_name=row.name, plan=row.plan, user_allowance=row.user_allowance,
-                       daily_cap=row.daily_cap)
+def facts_of(budgets, payer) -> BudgetFacts:
+    """BudgetFacts from the rows a turn reads with its prompt
+    (discux.discussion.context.read_turn): the room's and instance's budgets, and who pays."""
+    facts = BudgetFacts(room_budget=budgets.room_budget if budgets is not None else None,
+                        daily_cap=budgets.daily_cap if budgets is not None else None)
+    if payer is None:
+        return facts
+    return dataclasses.replace(facts, user_id=payer.sender_id, user_name=payer.name,
+                               plan=payer.plan, user_allowance=payer.user_allowance)
 
 
 def _used_statement(column: sa.ColumnElement | None, locking: bool) -> sa.Select:

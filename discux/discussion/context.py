@@ -138,33 +138,32 @@ def _turn_reads(dialect: str) -> sa.CompoundSelect:
         .join(RoomParticipant, RoomParticipant.user_id == User.id)
         .where(RoomParticipant.room_id == sa.bindparam("room_id"))
     )
-    budgets = _budget_part()
+    budgets, payer = _budget_parts()
     if dialect == "sqlite":
         # SQLite takes ORDER BY/LIMIT inside a compound statement only in a subquery; MariaDB
         # would copy each subquery into a temporary table (3x the time of the parenthesized
         # parts it gets instead).
         history, brief = sa.select(history.subquery()), sa.select(brief.subquery())
-    return sa.union_all(agents, history, brief, people, budgets)
+    return sa.union_all(agents, history, brief, people, budgets, payer)
 
 
-def _budget_part() -> sa.Select:
-    """The budgets covering the reply (discux.usage.BudgetFacts): the room's monthly budget,
-    the allowance and plan of the person whose message `trigger_id` set it off, and the
-    instance's daily cap; read with the prompt so a reply no budget covers costs no round
-    trip for them."""
-    author = sa.select(Message.sender_id).where(
-        Message.id == sa.bindparam("trigger_id"), Message.type == "user").scalar_subquery()
-    user = sa.select(User).where(User.id == author)
-    return _read_part(
+def _budget_parts() -> tuple[sa.Select, sa.Select]:
+    """The budgets covering the reply (discux.usage.BudgetFacts), read with the prompt so a
+    reply no budget covers costs no round trip for them: the room's monthly budget and the
+    instance's daily cap; and the person whose message `trigger_id` set the reply off (who
+    pays), with their plan and allowance (no row for an agent's or a deleted trigger)."""
+    budgets = _read_part(
         "budget",
-        sender_id=user.with_only_columns(User.id).scalar_subquery(),
-        name=user.with_only_columns(sa.func.coalesce(User.name, User.email)).scalar_subquery(),
-        plan=user.with_only_columns(User.subscription).scalar_subquery(),
-        user_allowance=user.with_only_columns(User.max_tokens_per_month).scalar_subquery(),
         room_budget=sa.select(RoomSettings.monthly_token_budget)
         .where(RoomSettings.room_id == sa.bindparam("room_id")).scalar_subquery(),
         daily_cap=sa.select(InstanceSettings.daily_token_cap)
         .where(InstanceSettings.id == 1).scalar_subquery())
+    author = sa.select(Message.sender_id).where(
+        Message.id == sa.bindparam("trigger_id"), Message.type == "user").scalar_subquery()
+    payer = _read_part("payer", sender_id=User.id, name=sa.func.coalesce(User.name, User.email),
+                       plan=User.subscription, user_allowance=User.max_tokens_per_month
+                       ).where(User.id == author)
+    return budgets, payer
 
 
 # Built once per database kind: these reads run before every agent reply, ahead of the model
@@ -185,7 +184,8 @@ class TurnReads:
     history: list[sa.Row]  # recent messages with content, newest first
     brief: sa.Row | None
     people: list[str | None]
-    budgets: sa.Row | None = None  # see _budget_part
+    budgets: sa.Row | None = None  # see _budget_parts
+    payer: sa.Row | None = None
 
 
 def read_turn(room_id: str, agent_id: str, since: datetime,
@@ -206,6 +206,7 @@ def read_turn(room_id: str, agent_id: str, since: datetime,
         brief=next((r for r in rows if r.kind == "brief"), None),
         people=[r.name for r in sorted((r for r in rows if r.kind == "person"), key=_joined)],
         budgets=next((r for r in rows if r.kind == "budget"), None),
+        payer=next((r for r in rows if r.kind == "payer"), None),
     )
 
 

@@ -839,7 +839,7 @@ def start_reply_call(runner: RoomRunner, agent: TurnAgent, reads, reply_id: str,
     room is told why and the room's other queued replies wait for Continue."""
     call = usage.Call("reply", model, prompt.receipt.get("token_estimate") or 0,
                       room_id=runner.room_id, agent_id=agent.id, message_id=reply_id)
-    facts = usage.facts_of(reads.budgets)
+    facts = usage.facts_of(reads.budgets, reads.payer)
     call.user_id = facts.user_id
     try:
         return usage.reserve(call, facts, max_tokens, who=f"**{agent.name}**")
