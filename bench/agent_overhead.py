@@ -69,6 +69,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--redis", action="store_true",
                         help="coordinate through a redis-server of the bench's own")
+    parser.add_argument("--budget", action="store_true",
+                        help="give the room a monthly token budget, so every reply reserves "
+                             "its tokens under the budget's row lock before its request")
     args = parser.parse_args(argv)
     replies = 15 if args.quick else args.replies
 
@@ -89,13 +92,16 @@ def main(argv=None) -> int:
     engine = common.engine_name(url) + (" + Redis" if args.redis else "")
     common.header("agent_overhead", engine=engine, replies=replies,
                   server="gunicorn gthread, 1 worker, 16 threads; FakeLLM in its own process"
-                  + ("; Redis (events, turn leases)" if redis_server else ""),
+                  + ("; Redis (events, turn leases)" if redis_server else "")
+                  + ("; room token budget (reserve + settle)" if args.budget else ""),
                   load=load_average())
     app = common.make_app(url, migrate=True)
     (poster_id, poster_token), (listener_id, listener_token) = common.people(app, 2)
     with app.app_context():
         room = chat_factories.create_room(poster_id, name="Agent overhead")
         room.settings.auto_summarize = False
+        if args.budget:
+            room.settings.monthly_token_budget = 10**11
         chat_factories.add_member(room, listener_id)
         names = []
         agents = replies // PER_AGENT + 4

@@ -16,6 +16,8 @@ from discux.models import PLANS, Agent, Room, UsageCounter, User
 
 # "Unlimited" is stored as a number no team reaches, so every check stays one comparison.
 UNLIMITED = 1_000_000
+# Tokens are counted in far larger numbers: "unlimited" tokens is its own, larger number.
+UNLIMITED_TOKENS = 1_000_000_000_000
 
 
 @dataclass(frozen=True)
@@ -23,12 +25,16 @@ class PlanLimits:
     agents: int
     rooms: int
     messages_per_month: int
+    # Model tokens (prompt + completion) of the replies, summaries and Try it a user sets off.
+    tokens_per_month: int
 
 
 PLAN_LIMITS = {
-    "free": PlanLimits(agents=3, rooms=1, messages_per_month=100),
-    "pro": PlanLimits(agents=UNLIMITED, rooms=UNLIMITED, messages_per_month=UNLIMITED),
-    "team": PlanLimits(agents=UNLIMITED, rooms=UNLIMITED, messages_per_month=UNLIMITED),
+    "free": PlanLimits(agents=3, rooms=1, messages_per_month=100, tokens_per_month=200_000),
+    "pro": PlanLimits(agents=UNLIMITED, rooms=UNLIMITED, messages_per_month=UNLIMITED,
+                      tokens_per_month=UNLIMITED_TOKENS),
+    "team": PlanLimits(agents=UNLIMITED, rooms=UNLIMITED, messages_per_month=UNLIMITED,
+                       tokens_per_month=UNLIMITED_TOKENS),
 }
 
 
@@ -168,3 +174,4 @@ def set_plan(user: User, plan: str) -> None:
     user.max_agents = limits.agents
     user.max_rooms = limits.rooms
     user.max_messages_per_month = limits.messages_per_month
+    user.max_tokens_per_month = limits.tokens_per_month

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from discux.extensions import db
-from discux.models import Agent
+from discux.models import Agent, User
 from tests.support.agent_factories import VALID_FORM, agent_count_of, create_agent
 from tests.support.fake_llm import FakeLLM, FakeReply
 
@@ -205,3 +205,24 @@ def test_try_is_rate_limited_per_person(make_app, fake, make_user, login, csrf_t
     refusal = client.post("/agents/new/try", data=try_form(token), headers=STREAM)
     assert "Too many requests: the limit is 10 per 1 minute" in refusal.get_json()["error"]["message"]
     assert len(fake.requests) == 10
+
+
+def test_try_counts_its_tokens_and_stops_at_the_plans_allowance(app, signed_in, fake):
+    client, user, token = signed_in()
+    fake.queue(FakeReply(text="Aye.", prompt_tokens=50, completion_tokens=6))
+    stream = events(client.post("/agents/new/try", data=try_form(token), headers=STREAM))
+    assert stream[-1][0] == "done"
+    assert stream[-1][1]["usage"] == {"prompt_tokens": 50, "completion_tokens": 6,
+                                      "estimated": False, "cost_usd": None}
+    with app.app_context():
+        spent = db.session.get(User, user.id)
+        spent.max_tokens_per_month = 56  # exactly what that Try it used
+        db.session.commit()
+    refused = client.post("/agents/new/try", data=try_form(token), headers=STREAM)
+    assert refused.status_code == 403
+    assert "free plan allows 56 tokens a month, and 0 are left" in refused.get_json()[
+        "error"]["message"]
+    page = client.post("/agents/new/try", data=try_form(token))  # without JavaScript
+    assert page.status_code == 403
+    assert "and 0 are left" in html.unescape(page.get_data(as_text=True))
+    assert len(fake.requests) == 1

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ["throughput", "room_page", "agent_overhead", "fanout", "sockets", "search",
-           "concurrency"]
+           "concurrency", "usage_overhead"]
 
 
 @pytest.mark.bench_smoke
@@ -21,7 +21,8 @@ SCRIPTS = ["throughput", "room_page", "agent_overhead", "fanout", "sockets", "se
 def test_bench_script_prints_its_figure(name):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("DISCUX_") and k != "DATABASE_URL"}
-    engine = ["--engine", "sqlite"] if name in ("throughput", "room_page", "search", "concurrency") \
+    engine = ["--engine", "sqlite"] if name in ("throughput", "room_page", "search", "concurrency",
+                                                "usage_overhead") \
         else []
     result = subprocess.run([sys.executable, "-m", f"bench.{name}", "--quick", *engine],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)

@@ -76,7 +76,8 @@ def test_json_export_holds_every_message_in_order_with_mentions_and_metrics(
     assert messages[-1]["content"] == f"bulk message {BULK - 1} <b>not html</b>"
     for message in messages:
         assert set(message) == {"id", "type", "sender_name", "content", "timestamp",
-                                "mentions", "processing_time", "agent_confidence", "status"}
+                                "mentions", "processing_time", "agent_confidence", "status",
+                                "usage"}
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", message["timestamp"])
         datetime.fromisoformat(message["timestamp"].replace("Z", "+00:00"))
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from discux import usage
 from discux.admin import service
-from discux.admin.forms import PlanForm
+from discux.admin.forms import DailyCapForm, PlanForm, PriceForm
 from discux.errors import DiscuxError
 from discux.extensions import login_manager
 from discux.models import PLANS
@@ -39,15 +40,53 @@ def index():
     return _admin_page()
 
 
-def _admin_page(status: int = 200, plan_errors: dict[str, list[str]] | None = None):
+def _admin_page(status: int = 200, plan_errors: dict[str, list[str]] | None = None,
+                cap_form: DailyCapForm | None = None, price_form: PriceForm | None = None):
     args = _list_args()
+    cap = usage.instance_settings().daily_token_cap
     return render_template(
         "admin/index.html",
         users=service.user_page(args["q"] or "", args["page"] or 1),
         figures=service.figures(),
         plans=PLANS,
         plan_errors=plan_errors or {},
+        daily_cap=cap,
+        cap_form=cap_form or DailyCapForm(formdata=None, daily_token_cap=cap),
+        price_form=price_form or PriceForm(formdata=None),
+        prices=usage.prices(),
+        usage_today=usage.instance_today(),
+        usage_by_day=usage.instance_by_day(),
+        usage_by_model=usage.instance_by_model(),
     ), status
+
+
+@bp.post("/usage/cap")
+def set_daily_cap():
+    form = DailyCapForm()
+    if not form.validate_on_submit():
+        return _admin_page(422, cap_form=form)
+    usage.set_daily_cap(form.daily_token_cap.data)
+    flash("Daily token cap removed." if form.daily_token_cap.data is None else
+          f"Agents may use {form.daily_token_cap.data:,} tokens a day (UTC) on this instance.",
+          "info")
+    return redirect(url_for("admin.index", _anchor="usage"), 303)
+
+
+@bp.post("/usage/prices")
+def set_price():
+    form = PriceForm()
+    if not form.validate_on_submit():
+        return _admin_page(422, price_form=form)
+    prices = (form.input_usd_per_million.data, form.output_usd_per_million.data)
+    try:
+        usage.set_price(form.model.data, *(None if p is None else float(p) for p in prices))
+    except DiscuxError as error:
+        getattr(form, error.field or "model").errors = [error.message]
+        return _admin_page(422, price_form=form)
+    model = form.model.data.strip()
+    flash(f"{model} has no price now: its calls show tokens only." if prices == (None, None)
+          else f"{model} is priced from now on.", "info")
+    return redirect(url_for("admin.index", _anchor="usage"), 303)
 
 
 @bp.post("/users/<user_id>/plan")

@@ -19,14 +19,16 @@ from flask import (
 from flask_login import current_user, login_required
 from wtforms.fields.choices import SelectChoice
 
-from discux import plans
+from discux import plans, usage
 from discux.agents import service, stats, suggestions
 from discux.agents.forms import AddToRoomForm, AgentForm, CopyAgentForm, SuggestForm
 from discux.agents.service import InvalidAgent
 from discux.agents.styles import STYLE_TABLE, style_for
+from discux.discussion.context import estimate_tokens
 from discux.errors import DiscuxError, LimitReached, error_response
 from discux.extensions import db, limiter
 from discux.llm import LLMError, get_provider, mean_probability
+from discux.llm.base import Usage
 from discux.models import Agent, Room
 from discux.rooms.service import add_agent_to_room
 
@@ -97,6 +99,7 @@ def _agent_page(agent: Agent, form: AgentForm | None = None, status: int = 200, 
         agent=agent,
         owner=owner,
         stats=stats.agent_stats(agent, current_user),
+        agent_usage=usage.agent_this_month(agent.id),
         **context,
     )
 
@@ -248,6 +251,7 @@ class TryReply:
     error: str | None
     seconds: float
     confidence: float | None
+    figures: usage.Figures | None = None
 
 
 def _wants_stream() -> bool:
@@ -271,8 +275,22 @@ def _run_try(form: AgentForm, agent: Agent | None, template: str, **context):
     provider = get_provider()
     style = style_for(fields.style)
     chat = service.try_messages(fields, message)
+    call = usage.Call("try", fields.model or provider.default_model,
+                      sum(estimate_tokens(m["content"]) for m in chat), user_id=current_user.id,
+                      agent_id=agent.id if agent is not None else None)
+    try:
+        usage.reserve(call, usage.budget_facts(None, current_user.id), style.max_tokens,
+                      who="Try it")
+    except usage.BudgetSpent as refusal:
+        if _wants_stream():
+            return error_response(refusal.status, refusal.message, code=refusal.code,
+                                  field="try_message")
+        form.show_problems({"try_message": refusal.message})
+        return _try_page(form, agent, template, refusal.status, **context)
+    reported = Usage()
     stream_args = {
         "model": fields.model, "temperature": style.temperature, "max_tokens": style.max_tokens,
+        "usage": reported,
     }
     if _wants_stream():
         # The stream can take a while: give the database connection back first.
@@ -281,18 +299,23 @@ def _run_try(form: AgentForm, agent: Agent | None, template: str, **context):
         def events():
             started = time.monotonic()
             logprobs: list[float] = []
+            pieces: list[str] = []
             yield _sse("start", {"provider": provider.label, "demo": provider.is_demo})
             try:
                 for delta in provider.stream_chat(chat, **stream_args):
                     logprobs.extend(delta.logprobs)
                     if delta.text:
+                        pieces.append(delta.text)
                         yield _sse("delta", {"text": delta.text})
             except LLMError as error:
+                settle_try(call, reported, "".join(pieces), logprobs, failed=not pieces)
                 yield _sse("error", {"message": f"No reply: {error.message}."})
                 return
+            figures = settle_try(call, reported, "".join(pieces), logprobs)
             yield _sse("done", {
                 "seconds": round(time.monotonic() - started, 2),
                 "confidence": mean_probability(logprobs),
+                "usage": usage.figures_shape(figures),
             })
 
         return Response(
@@ -310,9 +333,21 @@ def _run_try(form: AgentForm, agent: Agent | None, template: str, **context):
             logprobs.extend(delta.logprobs)
     except LLMError as error:
         error_text = f"No reply: {error.message}."
+    figures = settle_try(call, reported, "".join(pieces), logprobs,
+                         failed=bool(error_text) and not "".join(pieces))
     reply = TryReply("".join(pieces), error_text, round(time.monotonic() - started, 2),
-                     mean_probability(logprobs))
+                     mean_probability(logprobs), figures)
     return _try_page(form, agent, template, 200, try_reply=reply, **context)
+
+
+def settle_try(call: usage.Call, reported: Usage, text: str, logprobs: list[float],
+               failed: bool = False) -> usage.Figures:
+    """Count what Try it used (the provider's figures, or an estimate) and commit it."""
+    figures = usage.figures_of(call, reported, text, len(logprobs) or None,
+                               prompt_sent=not failed)
+    usage.settle(call, figures)
+    db.session.commit()
+    return figures
 
 
 def _try_page(form, agent, template, status, **context):

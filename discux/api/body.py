@@ -117,8 +117,8 @@ class Body:
     def boolean(self, name: str, *, required: bool = False) -> Any:
         return self._get(name, bool, required, nullable=False)
 
-    def integer(self, name: str, *, required: bool = False) -> Any:
-        return self._get(name, int, required, nullable=False)
+    def integer(self, name: str, *, required: bool = False, nullable: bool = False) -> Any:
+        return self._get(name, int, required, nullable)
 
 
 def _check_text(name: str, value: str) -> None:

@@ -13,6 +13,7 @@ from dataclasses import replace
 from flask import Blueprint, abort, g, jsonify, request
 from werkzeug.datastructures import MultiDict
 
+from discux import usage
 from discux.agents import service as agents
 from discux.agents.service import AgentFields, InvalidAgent
 from discux.api.auth import Unauthorized, rate_limit_key, require_token
@@ -172,7 +173,9 @@ def delete_agent(agent_id: str):
 
 def _room_details(room: Room, role: str) -> dict:
     return room_shape(room, role, member_count=rooms.member_count(room),
-                      agent_count=rooms.agent_count(room))
+                      agent_count=rooms.agent_count(room),
+                      monthly_token_budget=room.settings.monthly_token_budget,
+                      usage_this_month=usage.meter_shape(usage.room_this_month(room.id)))
 
 
 def _check_room_text(name: str, description: str | None) -> None:
@@ -216,9 +219,17 @@ def update_room(room_id: str):
     name = body.string("name")
     description = body.string("description", nullable=True)
     is_active = body.boolean("is_active")
+    budget = body.integer("monthly_token_budget", nullable=True)
     edits = name is not MISSING or description is not MISSING
+    if budget is not MISSING:
+        # Owner and admins only, checked (and the value judged) before anything is written.
+        rooms.require_participant(me(), room, "edit_settings")
+        usage.check_budget_value(budget, "monthly token budget", "monthly_token_budget")
+        if not edits and is_active is MISSING:
+            usage.set_room_budget(me(), room, budget)
+            return jsonify(_room_details(room, participant.role))
     if not edits and is_active is MISSING:
-        raise _nothing_to_change("name", "description", "is_active")
+        raise _nothing_to_change("name", "description", "is_active", "monthly_token_budget")
     # Who may is asked before what is sent is judged, as on the pages.
     rooms.require_participant(me(), room, "edit_room" if is_active is MISSING else "archive")
     new_name = room.name if name is MISSING else name
@@ -230,6 +241,8 @@ def update_room(room_id: str):
         rooms.unarchive_room(me(), room)
     if edits:
         rooms.update_room(me(), room, new_name, new_description)
+    if budget is not MISSING:
+        usage.set_room_budget(me(), room, budget)
     if is_active is False and room.is_active:
         rooms.archive_room(me(), room)
     return jsonify(_room_details(room, participant.role))

@@ -12,7 +12,16 @@ import sqlalchemy as sa
 
 from discux.agents.styles import style_for, system_prompt
 from discux.extensions import db
-from discux.models import Agent, Message, RoomAgent, RoomBrief, RoomParticipant, User
+from discux.models import (
+    Agent,
+    InstanceSettings,
+    Message,
+    RoomAgent,
+    RoomBrief,
+    RoomParticipant,
+    RoomSettings,
+    User,
+)
 
 HISTORY_MESSAGES = 24
 HISTORY_TOKENS = 6000
@@ -83,7 +92,9 @@ _READ_COLUMNS = {"id": sa.String(), "type": sa.String(), "sender_id": sa.String(
                  "name": sa.String(), "content": sa.Text(), "version": sa.Integer(),
                  "joined_at": sa.DateTime(), "membership_id": sa.String(),
                  "prompt": sa.Text(), "emoji": sa.String(), "color": sa.String(),
-                 "style": sa.String(), "model": sa.String(), "recent_replies": sa.Integer()}
+                 "style": sa.String(), "model": sa.String(), "recent_replies": sa.Integer(),
+                 "room_budget": sa.BigInteger(), "user_allowance": sa.BigInteger(),
+                 "daily_cap": sa.BigInteger(), "plan": sa.String()}
 
 
 def _read_part(kind: str, **columns: sa.ColumnElement) -> sa.Select:
@@ -129,12 +140,32 @@ def _turn_reads(dialect: str) -> sa.CompoundSelect:
         .join(RoomParticipant, RoomParticipant.user_id == User.id)
         .where(RoomParticipant.room_id == sa.bindparam("room_id"))
     )
+    budgets, payer = _budget_parts()
     if dialect == "sqlite":
         # SQLite takes ORDER BY/LIMIT inside a compound statement only in a subquery; MariaDB
         # would copy each subquery into a temporary table (3x the time of the parenthesized
         # parts it gets instead).
         history, brief = sa.select(history.subquery()), sa.select(brief.subquery())
-    return sa.union_all(agents, history, brief, people)
+    return sa.union_all(agents, history, brief, people, budgets, payer)
+
+
+def _budget_parts() -> tuple[sa.Select, sa.Select]:
+    """The budgets covering the reply (discux.usage.BudgetFacts), read with the prompt so a
+    reply no budget covers costs no round trip for them: the room's monthly budget and the
+    instance's daily cap; and the person whose message `trigger_id` set the reply off (who
+    pays), with their plan and allowance (no row for an agent's or a deleted trigger)."""
+    budgets = _read_part(
+        "budget",
+        room_budget=sa.select(RoomSettings.monthly_token_budget)
+        .where(RoomSettings.room_id == sa.bindparam("room_id")).scalar_subquery(),
+        daily_cap=sa.select(InstanceSettings.daily_token_cap)
+        .where(InstanceSettings.id == 1).scalar_subquery())
+    author = sa.select(Message.sender_id).where(
+        Message.id == sa.bindparam("trigger_id"), Message.type == "user").scalar_subquery()
+    payer = _read_part("payer", sender_id=User.id, name=sa.func.coalesce(User.name, User.email),
+                       plan=User.subscription, user_allowance=User.max_tokens_per_month
+                       ).where(User.id == author)
+    return budgets, payer
 
 
 # Built once per database kind: these reads run before every agent reply, ahead of the model
@@ -155,21 +186,23 @@ class TurnReads:
     history: list[sa.Row]  # recent messages with content, newest first
     brief: sa.Row | None
     people: list[str | None]
+    budgets: sa.Row | None = None  # see _budget_parts
+    payer: sa.Row | None = None
 
 
 # Above every UUIDv7 (lower-case hex; 'f' also ties 'F' under MariaDB's case-blind collation).
 AFTER_EVERY_ID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
 
 
-def read_turn(room_id: str, agent_id: str, since: datetime,
+def read_turn(room_id: str, agent_id: str, since: datetime, trigger_id: str | None = None,
               before: str | None = None) -> TurnReads:
     """The room's agents (each row's `recent_replies` counts `agent_id`'s replies since
     `since`), its recent history (older than message `before` when given), latest brief and
-    people, in one round trip."""
+    people, and the budgets covering a reply to `trigger_id`, in one round trip."""
     dialect = "sqlite" if db.engine.dialect.name == "sqlite" else "other"
     rows = db.session.execute(TURN_READS[dialect], {
         "room_id": room_id, "agent_id": agent_id, "since": since,
-        "before": before or AFTER_EVERY_ID}).all()
+        "trigger_id": trigger_id or "", "before": before or AFTER_EVERY_ID}).all()
     # A compound statement promises no order: each part is put in its own here.
     return TurnReads(
         agents=sorted((r for r in rows if r.kind == "agent"),
@@ -178,6 +211,8 @@ def read_turn(room_id: str, agent_id: str, since: datetime,
                        reverse=True),
         brief=next((r for r in rows if r.kind == "brief"), None),
         people=[r.name for r in sorted((r for r in rows if r.kind == "person"), key=_joined)],
+        budgets=next((r for r in rows if r.kind == "budget"), None),
+        payer=next((r for r in rows if r.kind == "payer"), None),
     )
 
 

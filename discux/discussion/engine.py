@@ -26,15 +26,16 @@ from typing import TypeVar
 import sqlalchemy as sa
 from flask import Flask, current_app
 
+from discux import usage
 from discux.agents.styles import style_for
 from discux.discussion import progress, turns
-from discux.discussion.context import TurnAgent, build_prompt, estimate_tokens, read_turn
+from discux.discussion.context import TurnAgent, build_prompt, read_turn
 from discux.discussion.status import publish_status
 from discux.discussion.summaries import SummaryClock, maybe_auto_summarize, summarize_room
 from discux.errors import DATABASE_UNAVAILABLE, DiscuxError
 from discux.extensions import db
 from discux.ids import new_id, utcnow
-from discux.llm.base import Abort, Delta, LLMError, mean_probability
+from discux.llm.base import Abort, Delta, LLMError, Usage, mean_probability
 from discux.llm.registry import get_provider
 from discux.logs import log_model_call
 from discux.messages import versions
@@ -623,10 +624,21 @@ def continue_discussion(room: Room) -> list[Agent]:
     else:  # another worker ran the turn: the last reply's mentions say who was asked
         agents = [a for a in resolve_mentions(last.content, in_room) if a.id != last.sender_id]
     if agents:
+        refuse_continue_over_budget(room, last.reply_to_id or last.id, agents[0])
         engine_for().start_generation(room.id, last.reply_to_id or last.id,
                                       [a.id for a in agents][:CONTINUE_GRANT],
                                       handover_limit=CONTINUE_GRANT - 1)
     return agents
+
+
+def refuse_continue_over_budget(room: Room, trigger_id: str, agent: Agent) -> None:
+    """Continue is refused like a turn when a budget covering it is spent: the room is told
+    and BudgetSpent raised for the person who asked."""
+    try:
+        usage.check_can_start(room.id, trigger_id=trigger_id, who=f"**{agent.name}**")
+    except usage.BudgetSpent as refusal:
+        post_system_message(room, f"⚠️ {refusal.message}")
+        raise
 
 
 class CannotRetry(DiscuxError):
@@ -747,7 +759,7 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
     # wrote them.
     # A regenerated reply is written from the history its earlier version saw.
     reads = read_turn(room_id, turn.agent_id, utcnow() - timedelta(seconds=60),
-                      before=generation.replaces_id)
+                      trigger_id=generation.trigger_id, before=generation.replaces_id)
     in_room = {a.id: a for a in reads.agents}
     agent = in_room.get(turn.agent_id)
     if agent is None:
@@ -771,6 +783,11 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
         context_receipt=prompt.receipt_json(), timestamp=utcnow(), mentions=[],
         replaces_id=generation.replaces_id,
     )
+    call = start_reply_call(runner, agent, reads, reply.id, prompt, style.max_tokens,
+                            agent.model or provider.default_model)
+    if call is None:
+        return []
+    reported = Usage()
     first_piece = FirstPiece(current_app._get_current_object(), reply, generation)
     # Stop (or a newer message) cuts the model request off, waiting for its first token or not.
     abort = Abort()
@@ -778,6 +795,7 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
     deltas = iter(provider.stream_chat(
         prompt.messages, model=agent.model, temperature=style.temperature,
         max_tokens=style.max_tokens, on_sent=first_piece.request_sent.set, abort=abort,
+        usage=reported,
     ))
     first_delta, sending_now = engine_for().requests.submit(first_piece.fetch, deltas)
     # Stand aside while the request thread sends the request: this thread would otherwise hold
@@ -819,13 +837,16 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
     elapsed = time.monotonic() - started
 
     content = "".join(text).strip()
+    said_nothing = not content and (failure or generation.cancel.is_set())
+    figures = usage.figures_of(call, reported, content, len(logprobs) or None,
+                               prompt_sent=not (said_nothing and failure))
     log_model_call(
-        room_id=room_id, agent_id=agent.id, model=agent.model or provider.default_model,
-        prompt_tokens=prompt.receipt.get("token_estimate"),
-        reply_tokens=len(logprobs) or (estimate_tokens(content) if content else 0),
+        room_id=room_id, agent_id=agent.id, model=call.model,
+        prompt_tokens=figures.prompt_tokens, reply_tokens=figures.completion_tokens,
         seconds=elapsed, outcome="failed" if failure else
         "stopped" if generation.cancel.is_set() else "complete")
-    if not content and (failure or generation.cancel.is_set()):
+    usage.settle(call, figures)
+    if said_nothing:
         # Nothing was said: the placeholder goes (stopped before the first token, or failed).
         db.session.delete(reply)
         record_deletion(room_id, reply.id)
@@ -840,6 +861,8 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
     reply.processing_time = round(elapsed, 3)
     confidence = mean_probability(logprobs)
     reply.agent_confidence = round(confidence, 2) if confidence is not None else None
+    reply.prompt_tokens, reply.completion_tokens = figures.prompt_tokens, figures.completion_tokens
+    reply.usage_estimated, reply.cost_usd = figures.estimated, figures.cost_usd
     if failure:
         reply.status = "failed"
     elif generation.cancel.is_set():
@@ -860,6 +883,33 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
     maybe_auto_summarize(room_id)
     mentioned = resolve_mentions(content, list(in_room.values()))
     return [a for a in mentioned if a.id != agent.id]
+
+
+def start_reply_call(runner: RoomRunner, agent: TurnAgent, reads, reply_id: str, prompt,
+                     max_tokens: int, model: str | None) -> usage.Call | None:
+    """The reply's usage, reserved against the budgets that cover it (the room's, the asking
+    person's plan, the instance's: read with the prompt); None when one would be passed: the
+    room is told why and the room's other queued replies wait for Continue."""
+    call = usage.Call("reply", model, prompt.receipt.get("token_estimate") or 0,
+                      room_id=runner.room_id, agent_id=agent.id, message_id=reply_id)
+    facts = usage.facts_of(reads.budgets, reads.payer)
+    call.user_id = facts.user_id
+    try:
+        return usage.reserve(call, facts, max_tokens, who=f"**{agent.name}**")
+    except usage.BudgetSpent as refusal:
+        refuse_for_budget(runner, agent, refusal)
+        return None
+
+
+def refuse_for_budget(runner: RoomRunner, agent: TurnAgent, refusal: usage.BudgetSpent) -> None:
+    """A turn that would pass a budget: the room's queued replies wait (Continue asks again),
+    and a system message says which budget, what is left and who can raise it."""
+    turns.cancel_queued_replies(runner.room_id)
+    with runner.lock:
+        runner.waiting = [agent.id]
+    tell_room(runner.room_id, f"⚠️ {refusal.message}")
+    publish_status(runner.room_id, {"state": "token_budget", "budget": refusal.label,
+                                    "waiting": agent.name, "continue": CONTINUE_GRANT})
 
 
 class FirstPiece:

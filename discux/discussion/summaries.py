@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from discux import usage
 from discux.discussion.briefs import add_version, current_brief, link_sources
 from discux.discussion.context import estimate_tokens
 from discux.discussion.status import publish_status
 from discux.extensions import db
-from discux.llm.base import LLMError
+from discux.llm.base import LLMError, Usage
 from discux.llm.registry import get_provider
 from discux.logs import log_model_call
 from discux.messages.service import post_system_message
@@ -24,6 +25,7 @@ from discux.realtime import publish
 log = logging.getLogger(__name__)
 
 SUMMARY_EVERY = 30
+SUMMARY_MAX_TOKENS = 700
 SUMMARY_SOURCE_MESSAGES = 120
 # How long a room's summary count is trusted before it is counted again in the database: other
 # workers store messages this process does not see, and settings change.
@@ -47,6 +49,20 @@ def log_summary_call(room_id: str, provider, prompt: list[dict], text: str, star
         prompt_tokens=sum(estimate_tokens(m["content"]) for m in prompt),
         reply_tokens=estimate_tokens(text) if text else 0,
         seconds=time.monotonic() - started, outcome=outcome)
+
+
+def start_summary_call(room: Room, requested_by: str | None, prompt: list[dict],
+                       model: str | None) -> usage.Call | None:
+    """The summary's usage, reserved against the room's budget, the asker's allowance and the
+    instance's cap; None (and the room told why) when one would be passed."""
+    call = usage.Call("summary", model, sum(estimate_tokens(m["content"]) for m in prompt),
+                      user_id=requested_by, room_id=room.id)
+    try:
+        return usage.reserve(call, usage.budget_facts(room.id, requested_by),
+                             SUMMARY_MAX_TOKENS, who="The summary")
+    except usage.BudgetSpent as refusal:
+        post_system_message(room, f"⚠️ {refusal.message}")
+        return None
 
 
 def messages_since_brief(room_id: str) -> int:
@@ -149,15 +165,23 @@ def write_summary(room_id: str, requested_by: str | None) -> None:
     if brief is not None:
         prompt.append({"role": "user", "content": f"The current brief:\n{brief.content}"})
     prompt.append({"role": "user", "content": f"The discussion:\n{transcript}"})
-    publish_status(room_id, {"state": "summarizing"})
     provider = get_provider()
+    call = start_summary_call(room, requested_by, prompt, provider.default_model)
+    if call is None:
+        return
+    publish_status(room_id, {"state": "summarizing"})
     started = time.monotonic()
+    reported = Usage()
     try:
-        text = provider.complete(prompt, model=None, temperature=0.3, max_tokens=700)
+        text = provider.complete(prompt, model=None, temperature=0.3,
+                                 max_tokens=SUMMARY_MAX_TOKENS, usage=reported)
     except LLMError as error:
+        usage.settle(call, usage.figures_of(call, reported, "", prompt_sent=False))
         log_summary_call(room_id, provider, prompt, "", started, "failed")
         post_system_message(room, f"⚠️ The summary could not be written: {error.message}.")
         return
+    usage.settle(call, usage.figures_of(call, reported, text))
+    db.session.commit()
     log_summary_call(room_id, provider, prompt, text, started,
                      "complete" if text.strip() else "empty")
     if not text.strip():

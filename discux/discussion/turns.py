@@ -32,6 +32,7 @@ from discux.extensions import db
 from discux.ids import new_id, utcnow
 from discux.messages.service import publish_message_completed, render_markdown
 from discux.models import AgentGeneration, AgentTurn, Message
+from discux.usage import settle_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -343,6 +344,7 @@ def settle_abandoned(room_id: str) -> list[Message]:
         reply.status = "interrupted"
         reply.content = (reply.content or "").strip()
         reply.content_html = render_markdown(reply.content) if reply.content else ""
+    settle_interrupted([reply.id for reply in replies])
     db.session.commit()
     if abandoned or replies:
         log.warning("Room %s: %d turn(s) lost their worker; %d reply(s) marked interrupted",

@@ -18,12 +18,14 @@ import sqlalchemy as sa
 from discux.extensions import db
 from discux.ids import utcnow
 from discux.models import Agent, Message, MessageMention, Room
+from discux.usage import usage_shape
 
 BATCH_SIZE = 500
 SENDER_FALLBACK = {"user": "Someone", "agent": "Agent", "system": "Discux"}
 _MESSAGE_COLUMNS = (
     Message.id, Message.type, Message.sender_name, Message.sender_emoji, Message.content,
     Message.timestamp, Message.processing_time, Message.agent_confidence, Message.status,
+    Message.prompt_tokens, Message.completion_tokens, Message.usage_estimated, Message.cost_usd,
 )
 
 
@@ -56,6 +58,7 @@ def message_batches(room_id: str, batch_size: int = BATCH_SIZE) -> Iterator[list
                 "processing_time": row.processing_time,
                 "agent_confidence": row.agent_confidence,
                 "status": row.status,
+                "usage": usage_shape(row) if row.type == "agent" else None,
             }
             for row in rows
         ]
@@ -134,6 +137,12 @@ def _markdown_message(message: dict) -> str:
             details.append(f"confidence {round(message['agent_confidence'] * 100)}%")
         if message["processing_time"] is not None:
             details.append(f"{message['processing_time']:.1f} s")
+        counted = message["usage"]
+        if counted is not None:
+            details.append(f"{'≈ ' if counted['estimated'] else ''}"
+                           f"{counted['prompt_tokens'] + counted['completion_tokens']:,} tokens"
+                           + (f" (${counted['cost_usd']:.4f})"
+                              if counted["cost_usd"] is not None else ""))
     elif message["type"] == "system":
         details.append("system message")
     if message["status"] != "complete":

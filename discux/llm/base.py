@@ -28,6 +28,19 @@ class Delta:
     logprobs: list[float] = field(default_factory=list)
 
 
+@dataclass
+class Usage:
+    """The token counts one model call used, as the provider reported them; the provider fills
+    it in when its answer says (both stay None when it gives no figures)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    @property
+    def reported(self) -> bool:
+        return self.prompt_tokens is not None and self.completion_tokens is not None
+
+
 class Abort:
     """Ends a model request from another thread (Stop, a newer message): the provider says
     how to cut its request off with `on_abort`; `abort()` does it at once."""
@@ -88,17 +101,20 @@ class Provider(Protocol):
         want_logprobs: bool = True,
         on_sent: Callable[[], None] | None = None,
         abort: Abort | None = None,
+        usage: Usage | None = None,
     ) -> Iterator[Delta]:
         """Yield the reply piece by piece; raise LLMError when it cannot be had. `on_sent` is
         called (on the thread iterating) once the request is on its way to the model; once
-        `abort` is set the request is cut off (not retried) and LLMError is raised."""
+        `abort` is set the request is cut off (not retried) and LLMError is raised. `usage` is
+        filled in with the provider's token counts when its stream reports them."""
         ...
 
     def complete(
         self, messages: list[ChatMessage], *, model: str | None, temperature: float,
-        max_tokens: int,
+        max_tokens: int, usage: Usage | None = None,
     ) -> str:
-        """The whole reply at once; raise LLMError when it cannot be had."""
+        """The whole reply at once (`usage` filled in as for stream_chat); raise LLMError when
+        it cannot be had."""
         ...
 
     def list_models(self) -> list[str]:

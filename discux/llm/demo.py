@@ -7,7 +7,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator
 
-from discux.llm.base import Abort, ChatMessage, Delta, LLMError
+from discux.llm.base import Abort, ChatMessage, Delta, LLMError, Usage
 
 TAKES = (
     "I'd start by naming the one decision we actually need to make, then list what would "
@@ -84,8 +84,10 @@ class DemoProvider:
         want_logprobs: bool = True,
         on_sent: Callable[[], None] | None = None,
         abort: Abort | None = None,
+        usage: Usage | None = None,
     ) -> Iterator[Delta]:
-        """Yield the demo reply one word at a time; it has no logprobs, so none are invented."""
+        """Yield the demo reply one word at a time; it has no logprobs and counts no tokens, so
+        none are invented (the caller estimates them)."""
         if on_sent is not None:
             on_sent()  # nothing to send: the reply is being made here
         abort = abort or Abort()
@@ -98,7 +100,7 @@ class DemoProvider:
 
     def complete(
         self, messages: list[ChatMessage], *, model: str | None, temperature: float,
-        max_tokens: int,
+        max_tokens: int, usage: Usage | None = None,
     ) -> str:
         return demo_reply(messages, max_tokens)
 

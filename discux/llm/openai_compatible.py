@@ -15,7 +15,7 @@ import httpx2
 import openai
 from openai import DefaultHttpxClient, OpenAI, Timeout
 
-from discux.llm.base import Abort, ChatMessage, Delta, LLMError
+from discux.llm.base import Abort, ChatMessage, Delta, LLMError, Usage
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ _clients: dict[tuple[str, str], OpenAI] = {}
 _models: dict[tuple[str, str], tuple[float, list[str]]] = {}
 # (base_url, model) pairs whose server refused the `logprobs` parameter: don't ask again.
 _no_logprobs: set[tuple[str, str]] = set()
+# Servers that refused `stream_options` (asking for usage in a stream): don't ask again.
+_no_stream_usage: set[str] = set()
 # Clients for streamed replies not lent out now (see streaming_client).
 _idle_streaming_clients: dict[tuple[str, str], list[tuple[OpenAI, ClientConnection]]] = {}
 _lock = threading.Lock()
@@ -171,10 +173,12 @@ class OpenAICompatibleProvider:
         want_logprobs: bool = True,
         on_sent: Callable[[], None] | None = None,
         abort: Abort | None = None,
+        usage: Usage | None = None,
     ) -> Iterator[Delta]:
         """Yield the reply as it arrives; LLMError names what went wrong. `on_sent` is called
         once the request is written and the server is working on it; `abort` cuts the request
-        off at once, waiting for the first token or between two (no retry follows)."""
+        off at once, waiting for the first token or between two (no retry follows). The
+        stream is asked for its usage, which fills `usage` when the server sends it."""
         abort = abort or Abort()
         if abort.is_set():
             raise LLMError("the request was stopped")
@@ -195,6 +199,8 @@ class OpenAICompatibleProvider:
                         if time.monotonic() > deadline:
                             raise LLMError(
                                 f"the reply took longer than {self.total_timeout:g} s in all")
+                        if usage is not None:
+                            _note_usage(chunk, usage)
                         delta = _delta_of(chunk)
                         if delta is not None:
                             yield delta
@@ -211,9 +217,10 @@ class OpenAICompatibleProvider:
 
     def complete(
         self, messages: list[ChatMessage], *, model: str | None, temperature: float,
-        max_tokens: int,
+        max_tokens: int, usage: Usage | None = None,
     ) -> str:
-        """The whole reply in one piece."""
+        """The whole reply in one piece; `usage` gets the server's token counts if it sent
+        them."""
         model_name = self._resolve_model(model)
         try:
             completion = self._client.chat.completions.create(
@@ -223,6 +230,8 @@ class OpenAICompatibleProvider:
                 max_tokens=max_tokens,
                 timeout=self._request_timeout(),
             )
+            if usage is not None:
+                _note_usage(completion, usage)
             choice = completion.choices[0] if completion.choices else None
             return (choice.message.content or "") if choice and choice.message else ""
         except Exception as error:
@@ -272,21 +281,40 @@ class OpenAICompatibleProvider:
             "stream": True,
             "timeout": self._request_timeout(),
         }
+        if self.base_url not in _no_stream_usage:
+            request["stream_options"] = {"include_usage": True}
         try:
-            if ask_logprobs:
+            while True:  # at most twice: once more without stream_options if it was refused
                 try:
-                    return client.chat.completions.create(**request, logprobs=True)
+                    if ask_logprobs:
+                        try:
+                            return client.chat.completions.create(**request, logprobs=True)
+                        except openai.BadRequestError as error:
+                            # Some servers refuse the parameter instead of ignoring it: ask
+                            # once without.
+                            if "logprob" not in str(error).lower():
+                                raise
+                            with _lock:
+                                _no_logprobs.add((self.base_url, model_name))
+                            ask_logprobs = False
+                    return client.chat.completions.create(**request)
                 except openai.BadRequestError as error:
-                    # Some servers refuse the parameter instead of ignoring it: ask once without.
-                    if "logprob" not in str(error).lower():
+                    if not self._refused_stream_usage(error, request):
                         raise
-                    with _lock:
-                        _no_logprobs.add((self.base_url, model_name))
-            return client.chat.completions.create(**request)
         except Exception as error:
             if abort.is_set():
                 raise LLMError("the request was stopped") from error
             raise self._explain(error, stream_open=False) from error
+
+    def _refused_stream_usage(self, error: openai.BadRequestError, request: dict) -> bool:
+        """True (and never asked again) when the server refused `stream_options`: the request
+        is sent again without it, and the reply's tokens are estimated."""
+        if "stream_options" not in request or "stream_options" not in str(error).lower():
+            return False
+        with _lock:
+            _no_stream_usage.add(self.base_url)
+        del request["stream_options"]
+        return True
 
     def _explain(self, error: Exception, *, stream_open: bool) -> Exception:
         """Turn an SDK, HTTP or JSON failure into an LLMError; unknown errors pass through."""
@@ -317,6 +345,17 @@ def as_sent(messages: list[ChatMessage]) -> dict:
     plain {"role", "content"} strings; `extra_body` values take precedence over the named
     arguments, so the request body is the same."""
     return {"messages": [], "extra_body": {"messages": messages}}
+
+
+def _note_usage(chunk, usage: Usage) -> None:
+    """Copy the token counts of a chunk (the usage-only last one) or a completion into `usage`."""
+    reported = getattr(chunk, "usage", None)
+    if reported is None:
+        return
+    prompt = getattr(reported, "prompt_tokens", None)
+    completion = getattr(reported, "completion_tokens", None)
+    if isinstance(prompt, int) and isinstance(completion, int):
+        usage.prompt_tokens, usage.completion_tokens = prompt, completion
 
 
 def _delta_of(chunk) -> Delta | None:

@@ -49,6 +49,7 @@ VIEW_COLUMNS = (
     Message.content, Message.content_html, Message.status, Message.timestamp,
     Message.sender_emoji, Message.sender_color, Message.processing_time,
     Message.agent_confidence, Message.context_length, Message.humans_only, Message.reply_to_id,
+    Message.prompt_tokens, Message.completion_tokens, Message.usage_estimated, Message.cost_usd,
     Message.context_receipt.is_not(None).label("has_receipt"),
     Message.context_receipt.contains('"demo":true').label("is_demo"),
     Message.edited_at, Message.replaces_id, Message.replaced_by_id,

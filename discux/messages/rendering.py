@@ -117,6 +117,11 @@ class MessageView:
     humans_only: bool = False
     reply_to_id: str | None = None
     mentions: list[str] = field(default_factory=list)
+    # An agent reply's own usage (discux.usage): None until it was counted.
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    usage_estimated: bool | None = None
+    cost_usd: float | None = None
     # From the discussion engine's context receipt: can it be shown, and was it the demo model?
     has_receipt: bool = False
     is_demo: bool = False
@@ -142,6 +147,8 @@ class MessageView:
             context_length=message.context_length, humans_only=bool(message.humans_only),
             reply_to_id=message.reply_to_id,
             mentions=[m.mentioned_agent_id for m in message.mentions],
+            prompt_tokens=message.prompt_tokens, completion_tokens=message.completion_tokens,
+            usage_estimated=message.usage_estimated, cost_usd=message.cost_usd,
             has_receipt=bool(message.context_receipt),
             is_demo=bool(message.context_receipt and '"demo":true' in message.context_receipt),
             edited_at=message.edited_at, replaces_id=message.replaces_id,
@@ -165,6 +172,10 @@ class MessageView:
     @classmethod
     def from_payload(cls, data: dict) -> MessageView:
         fields = dict(data)
+        counted = fields.pop("usage", None) or {}
+        fields.update(prompt_tokens=counted.get("prompt_tokens"),
+                      completion_tokens=counted.get("completion_tokens"),
+                      usage_estimated=counted.get("estimated"), cost_usd=counted.get("cost_usd"))
         stamp = fields.get("timestamp")
         fields["timestamp"] = datetime.fromisoformat(stamp) if stamp else None
         edited = fields.get("edited_at")
@@ -189,7 +200,31 @@ class MessageView:
             if self.edited_at else None,
             "replaces_id": self.replaces_id, "replaced_by_id": self.replaced_by_id,
             "quote_name": self.quote_name, "quote_text": self.quote_text,
+            "usage": self.usage,
         }
+
+    @property
+    def usage(self) -> dict | None:
+        """{"prompt_tokens", "completion_tokens", "estimated", "cost_usd"} of an agent reply
+        that was counted (cost_usd None when its model has no price); None otherwise."""
+        if self.type != "agent" or (self.prompt_tokens is None
+                                    and self.completion_tokens is None):
+            return None
+        return {"prompt_tokens": self.prompt_tokens or 0,
+                "completion_tokens": self.completion_tokens or 0,
+                "estimated": bool(self.usage_estimated), "cost_usd": self.cost_usd}
+
+    @property
+    def usage_label(self) -> str:
+        """"≈ 120 + 48 tokens · $0.0004" (≈ when estimated); "" when not counted."""
+        counted = self.usage
+        if counted is None:
+            return ""
+        label = (f"{'≈ ' if counted['estimated'] else ''}{counted['prompt_tokens']:,} + "
+                 f"{counted['completion_tokens']:,} tokens")
+        if counted["cost_usd"] is not None:
+            label += f" · ${counted['cost_usd']:.4f}"
+        return label
 
     # ---- what the partial prints (each label is read more than once per render) ----
     @cached_property

@@ -36,6 +36,10 @@ class User(UserMixin, db.Model):
     max_messages_per_month: Mapped[int] = mapped_column(
         sa.Integer, default=100, server_default="100"
     )
+    # Tokens a month of agent replies, summaries and Try it (discux.plans.PLAN_LIMITS).
+    max_tokens_per_month: Mapped[int] = mapped_column(
+        sa.BigInteger, default=200_000, server_default="200000"
+    )
     last_active: Mapped[datetime] = mapped_column(
         Timestamp, default=utcnow, server_default=sa.func.current_timestamp()
     )

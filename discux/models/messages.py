@@ -65,6 +65,12 @@ class Message(db.Model):
     )
     # JSON: what an agent was sent for this reply (message ids, brief version, token estimate).
     context_receipt: Mapped[str | None] = mapped_column(Text)
+    # An agent reply's own usage (its ledger row in discux.models.ledger has the same figures);
+    # usage_estimated: the provider gave none, so they were estimated.
+    prompt_tokens: Mapped[int | None] = mapped_column(sa.Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(sa.Integer)
+    usage_estimated: Mapped[bool | None] = mapped_column(sa.Boolean)
+    cost_usd: Mapped[float | None] = mapped_column(sa.Numeric(14, 6, asdecimal=False))
     # Set on insert and on every update (ORM or Core), so a reconnecting socket can be sent
     # what changed after the message it saw last (discux.realtime.sockets.replay).
     changed_at: Mapped[datetime | None] = mapped_column(TimestampMs, default=utcnow,

@@ -61,6 +61,8 @@ class RoomSettings(db.Model):
     auto_summarize: Mapped[bool | None] = mapped_column(
         sa.Boolean, default=False, server_default=sa.false()
     )
+    # Tokens the room's agents may use a calendar month (UTC); None: no budget.
+    monthly_token_budget: Mapped[int | None] = mapped_column(sa.BigInteger)
 
     room: Mapped[Room] = db.relationship(back_populates="settings")
 

@@ -6,8 +6,9 @@ from operator import attrgetter
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from discux.plans import UNLIMITED_TOKENS as TOKEN_BUDGET_MAX
 from discux.rooms.service import ASSIGNABLE_ROLES, DESCRIPTION_MAX, MAX_AGENTS_RANGE, NAME_MAX
 
 
@@ -34,6 +35,15 @@ class SettingsForm(FlaskForm):
     )
     allow_agent_creation = BooleanField("Members may add agents")
     auto_summarize = BooleanField("Summarize long discussions automatically")
+    monthly_token_budget = IntegerField(
+        "Monthly token budget",
+        validators=[
+            Optional(),
+            NumberRange(0, TOKEN_BUDGET_MAX,
+                        message="Enter a whole number of tokens from %(min)s to %(max)s, or "
+                                "leave it empty for no budget."),
+        ],
+    )
 
 
 class AddAgentForm(FlaskForm):

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask import after_this_request, render_template
 from wtforms.fields.choices import SelectChoice
 
+from discux import usage
 from discux.discussion.briefs import current_brief
 from discux.extensions import db
 from discux.ids import utcnow
@@ -142,6 +143,7 @@ def room_page_context(room: Room, participant: RoomParticipant, **overrides) -> 
             "max_agents": settings.max_agents,
             "allow_agent_creation": settings.allow_agent_creation,
             "auto_summarize": settings.auto_summarize,
+            "monthly_token_budget": settings.monthly_token_budget,
         })
     addable = addable_agents(room, user)
     if allowed["add_agent"]:
@@ -171,6 +173,7 @@ def room_page_context(room: Room, participant: RoomParticipant, **overrides) -> 
             room, participant, agents=[row.agent for row in agents]),
         "brief": current_brief(room.id),
         "feedback": composer_feedback(room, participant, allowed, agents, addable),
+        "room_usage": usage.room_this_month(room.id),
         # Who has the room open right now, so the dots are right before the socket says more.
         "presence": presence_states(room.id),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from discux import plans
+from discux import plans, usage
 from discux.errors import DiscuxError
 from discux.extensions import db
 from discux.messages.history import chat_context
@@ -142,6 +142,7 @@ def settings(room_id: str):
                 current_user, room, form.max_agents.data, form.allow_agent_creation.data,
                 form.auto_summarize.data,
             )
+            usage.set_room_budget(current_user, room, form.monthly_token_budget.data)
         except DiscuxError as error:
             db.session.rollback()
             return render_room(room, participant, attach_error(form, error), settings_form=form)

@@ -3,13 +3,14 @@ from __future__ import annotations
 from flask import Blueprint, flash, g, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
-from discux import plans
+from discux import plans, usage
 from discux.api import tokens as api_tokens
 from discux.api.forms import ApiTokenForm
 from discux.auth.sessions import sessions_of, sign_out_other_sessions
+from discux.discussion.context import estimate_tokens
 from discux.errors import DiscuxError
-from discux.extensions import limiter
-from discux.llm.base import LLMError
+from discux.extensions import db, limiter
+from discux.llm.base import LLMError, Usage
 from discux.llm.registry import get_provider
 from discux.notifications.routes import notification_settings
 
@@ -37,6 +38,8 @@ def _settings_page(status: int = 200, token_form: ApiTokenForm | None = None,
             "messages": plans.messages_used_this_month(current_user),
         },
         unlimited=plans.UNLIMITED,
+        token_usage=usage.user_this_month(current_user.id),
+        unlimited_tokens=plans.UNLIMITED_TOKENS,
         provider=get_provider(),
         notifications=notification_settings(current_user),
     ), status
@@ -48,14 +51,18 @@ def _settings_page(status: int = 200, token_form: ApiTokenForm | None = None,
 def test_connection():
     """Ask the active provider for a one-word answer and say how it went."""
     provider = get_provider()
+    prompt = [{"role": "user", "content": "Reply with the single word: ready"}]
+    call = usage.Call("test", provider.default_model, estimate_tokens(prompt[0]["content"]),
+                      user_id=current_user.id)
+    reported = Usage()
     try:
-        answer = provider.complete(
-            [{"role": "user", "content": "Reply with the single word: ready"}],
-            model=None, temperature=0.0, max_tokens=5,
-        )
+        answer = provider.complete(prompt, model=None, temperature=0.0, max_tokens=5,
+                                   usage=reported)
     except LLMError as error:
         flash(f"{provider.label} did not answer: {error.message}.", "error")
     else:
+        usage.settle(call, usage.figures_of(call, reported, answer))
+        db.session.commit()
         flash(f"{provider.label} answered: {answer.strip()[:80] or '(an empty reply)'}", "info")
     return redirect(url_for("settings.index") + "#model", 303)
 

@@ -63,6 +63,12 @@ class FakeReply:
     mode: str = "ok"
     stall_after: int | None = None
     finish_reason: str = "stop"
+    # Report token usage (when a stream asks for it with stream_options.include_usage, and
+    # always in a non-streamed answer); False: a server that never counts tokens.
+    usage: bool = True
+    # The counts to report; None: a whitespace count of the prompt, and the tokens sent.
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in _MODES:
@@ -90,6 +96,8 @@ class FakeLLM:
         self.peers: list[tuple[str, int]] = []
         # How many clients hung up on a "silent" (or stalled) answer.
         self.hang_ups = 0
+        # The usage figures sent, one per answer that reported any, in order.
+        self.reported_usage: list[JSONDict] = []
         self._cond = threading.Condition()  # guards requests, _queue, _responder
         self._queue: deque[FakeReply] = deque()
         self._responder: Responder | None = None
@@ -166,6 +174,7 @@ class FakeLLM:
             self._queue.clear()
             self.requests.clear()
             self.peers.clear()
+            self.reported_usage.clear()
             self.hang_ups = 0
             self._responder = None
 
@@ -418,8 +427,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._abort()
             return
         self._write_chunk(chunk({}, None, reply.finish_reason))
-        if include_usage:
-            usage_chunk = {**base, "choices": [], "usage": _usage(body, tokens)}
+        if include_usage and reply.usage:
+            usage_chunk = {**base, "choices": [], "usage": self._report_usage(body, reply,
+                                                                               tokens)}
             self._write_chunk(f"data: {json.dumps(usage_chunk)}\n\n".encode())
         self._write_chunk(b"data: [DONE]\n\n")
         self._end_chunks()
@@ -456,8 +466,9 @@ class _Handler(BaseHTTPRequestHandler):
                     "finish_reason": reply.finish_reason,
                 }
             ],
-            "usage": _usage(body, tokens),
         }
+        if reply.usage:
+            payload["usage"] = self._report_usage(body, reply, tokens)
         data = json.dumps(payload).encode()
         if reply.mode == "cut":
             # Promise the full body, deliver half, hang up.
@@ -466,6 +477,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._abort()
             return
         self._send_raw(200, "application/json", data)
+
+    def _report_usage(self, body: JSONDict, reply: FakeReply, tokens: list[str]) -> JSONDict:
+        usage = _usage(body, tokens)
+        if reply.prompt_tokens is not None:
+            usage["prompt_tokens"] = reply.prompt_tokens
+        if reply.completion_tokens is not None:
+            usage["completion_tokens"] = reply.completion_tokens
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        with self.fake._cond:
+            self.fake.reported_usage.append(usage)
+        return usage
 
     # -- low-level helpers ---------------------------------------------------
 
