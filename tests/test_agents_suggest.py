@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from discux.agents.service import agent_problems
 from discux.agents.suggestions import demo_suggestions, parse_suggestions
 from discux.extensions import db
-from discux.models import Agent
+from discux.models import Agent, UsageEntry
 from tests.support.agent_factories import agent_count_of, create_agent
 from tests.support.fake_llm import FakeReply
 
@@ -243,3 +243,29 @@ def test_suggest_edit_and_keep_two_in_a_browser(app, fake, make_user, live_serve
     page.goto(f"{live_server.url}/agents")
     expect(page.locator(".agent-card")).to_have_count(2)
     expect(page.locator(".agent-card", has_text="Launch Lead")).to_contain_text("Direct")
+
+
+def test_each_model_call_of_a_suggestion_is_counted_for_the_asker(app, signed_in, fake):
+    client, user, token = signed_in()
+    fake.queue(FakeReply(text="not json", prompt_tokens=90, completion_tokens=3),
+               FakeReply(text=json.dumps(PROPOSALS), prompt_tokens=95, completion_tokens=210))
+    client.post("/agents/suggest", data={"csrf_token": token, "goal": GOAL})
+    with app.app_context():
+        rows = db.session.scalars(db.select(UsageEntry).order_by(UsageEntry.id)).all()
+        assert [(r.kind, r.user_id, r.prompt_tokens, r.completion_tokens, r.estimated)
+                for r in rows] == [("generator", user.id, 90, 3, False),
+                                   ("generator", user.id, 95, 210, False)]
+
+
+def test_a_user_past_their_allowance_gets_no_suggestions(app, signed_in, fake):
+    client, user, token = signed_in(plan="free")
+    with app.app_context():
+        db.session.add(UsageEntry(kind="reply", user_id=user.id, prompt_tokens=200_000,
+                                  tokens=200_000))
+        db.session.commit()
+    response = client.post("/agents/suggest", data={"csrf_token": token, "goal": GOAL})
+    assert response.status_code == 403
+    body = page_text(response)
+    assert "free plan allows 200,000 tokens a month, and 0 are left" in body
+    assert GOAL in body
+    assert fake.requests == []

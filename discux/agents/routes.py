@@ -386,6 +386,19 @@ def _suggest_page(form: SuggestForm, status: int = 200, **context):
                            provider=get_provider(), **context), status
 
 
+def _count_suggestion_call(provider):
+    """Each model call of a suggestion goes in the usage ledger, for the person who asked."""
+    user_id = current_user.id
+
+    def count(messages, text: str, reported: Usage) -> None:
+        call = usage.Call("generator", provider.default_model,
+                          sum(estimate_tokens(m["content"]) for m in messages), user_id=user_id)
+        usage.settle(call, usage.figures_of(call, reported, text))
+        db.session.commit()
+
+    return count
+
+
 @bp.route("/suggest", methods=["GET", "POST"])
 @login_required
 @suggest_limit
@@ -398,9 +411,16 @@ def suggest():
     if problem := suggestions.goal_problem(form.goal.data or ""):
         form.goal.errors = [problem]
         return _suggest_page(form, 422)
-    db.session.rollback()  # end the read transaction: the model may take a while
     try:
-        proposals = suggestions.suggest_agents(form.goal.data, get_provider())
+        usage.check_can_start(None, user_id=current_user.id, who="Suggest agents")
+    except usage.BudgetSpent as refusal:
+        form.goal.errors = [refusal.message]
+        return _suggest_page(form, refusal.status)
+    db.session.rollback()  # end the read transaction: the model may take a while
+    provider = get_provider()
+    try:
+        proposals = suggestions.suggest_agents(form.goal.data, provider,
+                                               on_call=_count_suggestion_call(provider))
     except LLMError as error:
         return _suggest_page(form, model_error=f"No suggestions: {error.message}.")
     cards = [(index, _suggestion_card(index, fields)) for index, fields in enumerate(proposals)]

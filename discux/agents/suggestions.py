@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import replace
 
 from discux.agents.service import (
@@ -18,6 +19,7 @@ from discux.agents.service import (
 )
 from discux.agents.styles import STYLE_TABLE
 from discux.llm import ChatMessage, LLMError, Provider
+from discux.llm.base import Usage
 from discux.models.agents import agent_name_key
 
 SUGGESTIONS = 3
@@ -49,10 +51,15 @@ def goal_problem(goal: str) -> str | None:
     return None
 
 
-def suggest_agents(goal: str, provider: Provider, model: str | None = None) -> list[AgentFields]:
+# Told of each model call once it answered: what was sent, the answer, the server's counts.
+CallDone = Callable[[list[ChatMessage], str, Usage], None]
+
+
+def suggest_agents(goal: str, provider: Provider, model: str | None = None,
+                   on_call: CallDone | None = None) -> list[AgentFields]:
     """Three distinct agents for `goal`: fixed ones from the offline demo, else the model's
-    (asked twice at most). Raises LLMError when the model cannot be reached or answers,
-    twice, with something that is not three usable agents."""
+    (asked twice at most, `on_call` told of each). Raises LLMError when the model cannot be
+    reached or answers, twice, with something that is not three usable agents."""
     goal = goal.strip()
     if provider.is_demo:
         return demo_suggestions(goal)
@@ -61,8 +68,11 @@ def suggest_agents(goal: str, provider: Provider, model: str | None = None) -> l
         {"role": "user", "content": f"Our goal: {goal}"},
     ]
     for _attempt in range(2):
+        reported = Usage()
         text = provider.complete(messages, model=model, temperature=SUGGEST_TEMPERATURE,
-                                 max_tokens=SUGGEST_MAX_TOKENS)
+                                 max_tokens=SUGGEST_MAX_TOKENS, usage=reported)
+        if on_call is not None:
+            on_call(messages, text, reported)
         agents = parse_suggestions(text)
         if len(agents) >= SUGGESTIONS:
             return agents[:SUGGESTIONS]
