@@ -73,7 +73,7 @@ def snapshot(app) -> dict:
             "people": rows(RoomParticipant, "room_id", "user_id", "role"),
             "room agents": rows(RoomAgent, "room_id", "agent_id"),
             "agents": rows(Agent, "id", "name", "prompt", "is_public"),
-            "messages": rows(Message, "id", "room_id"),
+            "messages": rows(Message, "id", "room_id", "content"),
             "invitations": rows(RoomInvitation, "id", "used_at", "revoked_at"),
             "settings": {(room.id, room.settings.max_agents, room.settings.allow_agent_creation)
                          for room in db.session.scalars(sa.select(Room))},
@@ -103,6 +103,9 @@ ROOM_ROUTES = {
     "post message": ("POST", "/rooms/{room}/messages", {"content": "Hello"}, (201, 201, 201)),
     "delete message": ("DELETE", "/rooms/{room}/messages/{target_message}", None,
                        (204, 204, 403)),
+    # Only its author edits a message (here the target's): nobody else, whatever their role.
+    "edit message": ("PATCH", "/rooms/{room}/messages/{target_message}", {"content": "Edited"},
+                     (403, 403, 403)),
     "list invitations": ("GET", "/rooms/{room}/invitations", None, (200, 200, 403)),
     "invite": ("POST", "/rooms/{room}/invitations", {"expiry": "1d"}, (201, 201, 403)),
     "revoke invitation": ("DELETE", "/rooms/{room}/invitations/{invitation}", None,
