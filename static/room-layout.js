@@ -1,0 +1,224 @@
+// Discux room page around the chat: the panel's tabs, the phone drawer, the Invite dialog, the
+// unread divider, "N new messages ↓", one polite announcement per new message, and the keys
+// (↑ edit your last message, Esc stop the agents, / search). Markup: templates/rooms/show.html.
+// Nothing here moves the focus on its own: only a key or a click of the person using the page.
+"use strict";
+(() => {
+  const page = document.querySelector(".room-page");
+  if (!page) return;
+  const roomId = page.dataset.roomId;
+  const chat = document.getElementById("chat");
+  const messages = document.getElementById("messages");
+  const scroller = document.getElementById("chat-scroll");
+  const me = chat ? chat.dataset.me : "";
+  const narrow = window.matchMedia("(max-width: 959.98px)");
+
+  const isEditable = (el) => el instanceof HTMLElement
+    && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+
+  // ---- the panel's tabs: anchors become role="tab", the other panel is [hidden] ----
+  const tabs = document.querySelector(".panel-tabs");
+  const tabLinks = tabs ? Array.from(tabs.querySelectorAll(".panel-tab")) : [];
+  const panelOf = (tab) => document.getElementById(tab.getAttribute("aria-controls"));
+  function selectTab(chosen, focus) {
+    for (const tab of tabLinks) {
+      const selected = tab === chosen;
+      tab.setAttribute("aria-selected", String(selected));
+      tab.tabIndex = selected ? 0 : -1;
+      panelOf(tab).hidden = !selected;
+    }
+    if (focus) chosen.focus();
+  }
+  // The tab holding a place the URL names (#settings after saving) or a form's error.
+  const tabHolding = (el) => tabLinks.find((tab) => el && panelOf(tab).contains(el));
+  if (tabLinks.length) {
+    tabs.querySelector(".panel-tablist").setAttribute("role", "tablist");
+    for (const tab of tabLinks) {
+      tab.setAttribute("role", "tab");
+      panelOf(tab).setAttribute("role", "tabpanel");
+      tab.addEventListener("click", (event) => { event.preventDefault(); selectTab(tab, false); });
+      tab.addEventListener("keydown", (event) => {
+        const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+        if (!step) return;
+        event.preventDefault();
+        const index = (tabLinks.indexOf(tab) + step + tabLinks.length) % tabLinks.length;
+        selectTab(tabLinks[index], true);
+      });
+    }
+    const target = location.hash.length > 1 ? document.getElementById(location.hash.slice(1)) : null;
+    const error = tabs.querySelector(".form-error, [aria-invalid='true']");
+    selectTab(tabHolding(error) || tabHolding(target) || tabLinks[0], false);
+    tabs.classList.add("tabs-ready");
+  }
+
+  // ---- the drawer (phones): the panel slides in over the chat ----
+  const panel = document.getElementById("room-panel");
+  const toggle = document.querySelector(".panel-toggle");
+  const drawerOpen = () => panel.classList.contains("is-open");
+  function setDrawer(open, returnFocus) {
+    panel.classList.toggle("is-open", open);
+    if (toggle) toggle.setAttribute("aria-expanded", String(open));
+    if (open) panel.focus();
+    else if (returnFocus && toggle && panel.contains(document.activeElement)) toggle.focus();
+  }
+  if (panel && toggle) {
+    page.classList.add("drawer-ready");
+    toggle.addEventListener("click", (event) => { event.preventDefault(); setDrawer(!drawerOpen(), true); });
+    for (const close of panel.querySelectorAll("[data-closes-drawer]")) {
+      close.addEventListener("click", (event) => { event.preventDefault(); setDrawer(false, true); });
+    }
+    // After a panel form (a redirect to #people, an error) a phone shows the drawer open.
+    const target = location.hash.length > 1 ? document.getElementById(location.hash.slice(1)) : null;
+    const opened = (target && panel.contains(target)) || panel.querySelector(".form-error, [aria-invalid='true']");
+    if (opened && narrow.matches) setDrawer(true, false);
+  }
+
+  // ---- the Invite dialog: the room's invitations page, fetched into a <dialog> ----
+  for (const opener of document.querySelectorAll("[data-opens-dialog]")) {
+    const dialog = document.getElementById(opener.dataset.opensDialog);
+    if (!dialog || typeof dialog.showModal !== "function" || !window.htmx) continue;
+    const body = dialog.querySelector("#invite-dialog-body");
+    opener.addEventListener("click", (event) => {
+      event.preventDefault();
+      dialog.showModal();
+      if (!body.firstElementChild) {
+        htmx.ajax("GET", dialog.dataset.source, { target: body, swap: "innerHTML" }).then(() => {
+          const field = body.querySelector("input:not([type=hidden]), select");
+          // Only while nothing else was chosen since the dialog opened (its Close button).
+          if (field && dialog.open && document.activeElement === dialog.querySelector("[data-closes-dialog]")) field.focus();
+        });
+      }
+    });
+    dialog.addEventListener("click", (event) => {
+      if (event.target === dialog || event.target.closest("[data-closes-dialog]")) dialog.close();
+    });
+  }
+
+  if (!chat || !messages || !scroller) return bindKeys();
+
+  // ---- where you left off: the newest message seen, per room, in this browser ----
+  // Kept in localStorage: it is per device like a scroll position, costs the server nothing per
+  // message read, and a page that renders data-last-read on #chat (a server-side mark) wins.
+  const storageKey = `discux:last-read:${roomId}`;
+  const idOf = (el) => el.id.slice("message-".length);
+  const messageItems = () => Array.from(messages.querySelectorAll(":scope > article.message"));
+  const readStored = () => { try { return localStorage.getItem(storageKey); } catch { return null; } };
+  const store = (id) => { try { localStorage.setItem(storageKey, id); } catch { /* private mode */ } };
+  const nearBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+
+  let newestSeen = "";
+  for (const el of messageItems()) if (idOf(el) > newestSeen) newestSeen = idOf(el);
+  let lastRead = chat.dataset.lastRead || readStored() || "";
+
+  function markRead() {
+    if (document.visibilityState !== "visible" || !nearBottom()) return;
+    if (newestSeen && newestSeen > lastRead) { lastRead = newestSeen; store(newestSeen); }
+  }
+
+  // The divider goes before the first message from someone else newer than the mark.
+  const firstUnread = lastRead
+    ? messageItems().find((el) => idOf(el) > lastRead && el.dataset.senderId !== me) : null;
+  if (firstUnread) {
+    const divider = document.createElement("div");
+    divider.className = "unread-divider";
+    divider.id = "unread-divider";
+    divider.setAttribute("role", "separator");
+    divider.setAttribute("aria-label", "New messages since you were last here");
+    divider.append(Object.assign(document.createElement("span"), { textContent: "New" }));
+    const before = firstUnread.previousElementSibling;
+    (before && before.classList.contains("day-separator") ? before : firstUnread).before(divider);
+    // Start at the divider when the latest would push it out of view.
+    const top = divider.getBoundingClientRect().top - scroller.getBoundingClientRect().top;
+    if (top < 0 || top > scroller.clientHeight) scroller.scrollTop += top - 8;
+  }
+  markRead();
+
+  // ---- "N new messages ↓" while you read further up; one polite line per new message ----
+  const pill = document.getElementById("new-messages");
+  const announcer = document.getElementById("chat-announcer");
+  messages.setAttribute("aria-live", "off"); // the announcer speaks instead: one line, not a whole article
+  let unseen = 0;
+  const pending = new Set(); // agent replies still streaming: announced once they are done
+  function showPill() {
+    pill.hidden = unseen === 0;
+    pill.textContent = `${unseen} new message${unseen === 1 ? "" : "s"} ↓`;
+  }
+  function toLatest() {
+    scroller.scrollTop = scroller.scrollHeight;
+    unseen = 0;
+    showPill();
+    markRead();
+  }
+  pill.addEventListener("click", () => {
+    toLatest();
+    const composer = document.getElementById("composer-text");
+    if (composer) composer.focus(); // the button disappears: the focus goes on where you write
+  });
+  scroller.addEventListener("scroll", () => {
+    if (!nearBottom()) return;
+    unseen = 0;
+    showPill();
+    markRead();
+  }, { passive: true });
+  document.addEventListener("visibilitychange", markRead);
+
+  function announce(el) {
+    const sender = (el.querySelector(".sender-name") || {}).textContent || "Someone";
+    const body = (el.querySelector(".message-body") || {}).textContent || "";
+    const text = body.trim().replace(/\s+/g, " ");
+    announcer.textContent = `${sender.trim()}: ${text.length > 300 ? `${text.slice(0, 300)}…` : text}`;
+  }
+
+  new MutationObserver((records) => {
+    const atBottom = nearBottom();
+    for (const record of records) {
+      for (const el of record.addedNodes) {
+        if (!(el instanceof HTMLElement) || !el.matches("article.message")) continue;
+        const id = idOf(el);
+        const streaming = el.classList.contains("message-streaming");
+        if (pending.has(id) && !streaming) { pending.delete(id); announce(el); }
+        if (id <= newestSeen) continue; // a replayed or updated copy, or an earlier page
+        newestSeen = id;
+        if (el.dataset.senderId === me && el.classList.contains("message-own")) { toLatest(); continue; }
+        if (streaming) pending.add(id); else announce(el);
+        if (!atBottom) { unseen += 1; showPill(); }
+      }
+    }
+    markRead();
+  }).observe(messages, { childList: true });
+
+  bindKeys();
+
+  // ---- keys ----
+  function lastOwnEditControl() {
+    const own = messageItems().filter((el) => el.classList.contains("message-own"));
+    const last = own[own.length - 1];
+    if (!last) return null;
+    const marked = last.querySelector("[data-edit-message], [data-action='edit'], .message-edit button, .message-edit a, button.message-edit, a.message-edit");
+    if (marked) return marked;
+    return Array.from(last.querySelectorAll("button, a")).find((el) => /^edit\b/i.test(
+      (el.getAttribute("aria-label") || el.textContent || "").trim())) || null;
+  }
+
+  function bindKeys() {
+    document.addEventListener("keydown", (event) => {
+      if (event.defaultPrevented || event.isComposing) return;
+      if (event.ctrlKey || event.metaKey || event.altKey) return;
+      const target = event.target;
+      if (event.key === "ArrowUp" && target.id === "composer-text" && target.value === "" && !event.shiftKey) {
+        // ↑ in the empty composer opens the edit of your last message, when it has one.
+        const edit = messages ? lastOwnEditControl() : null;
+        if (edit) { event.preventDefault(); edit.click(); }
+      } else if (event.key === "Escape") {
+        if (document.querySelector("dialog[open]")) return; // the dialog closes itself
+        if (panel && drawerOpen()) { event.preventDefault(); setDrawer(false, true); return; }
+        const stop = Array.from(document.querySelectorAll("#agent-status button"))
+          .find((button) => button.textContent.trim() === "Stop");
+        if (stop) { event.preventDefault(); stop.click(); }
+      } else if (event.key === "/" && !isEditable(target)) {
+        const search = document.querySelector(".room-header input[type='search']");
+        if (search) { event.preventDefault(); search.focus(); }
+      }
+    });
+  }
+})();
