@@ -118,15 +118,23 @@
   // The divider goes before the first message from someone else newer than the mark.
   const firstUnread = lastRead
     ? messageItems().find((el) => idOf(el) > lastRead && el.dataset.senderId !== me) : null;
+  let divider = null;
+  // static/chat.js re-sorts the list when the socket replays messages: the divider follows.
+  function placeDivider() {
+    const unread = divider && document.getElementById(firstUnread.id); // a replay brings a new copy
+    if (!unread) return;
+    const before = unread.previousElementSibling;
+    const anchor = before && before.classList.contains("day-separator") ? before : unread;
+    if (anchor.previousElementSibling !== divider) anchor.before(divider);
+  }
   if (firstUnread) {
-    const divider = document.createElement("div");
+    divider = document.createElement("div");
     divider.className = "unread-divider";
     divider.id = "unread-divider";
     divider.setAttribute("role", "separator");
     divider.setAttribute("aria-label", "New messages since you were last here");
     divider.append(Object.assign(document.createElement("span"), { textContent: "New" }));
-    const before = firstUnread.previousElementSibling;
-    (before && before.classList.contains("day-separator") ? before : firstUnread).before(divider);
+    placeDivider();
     // Start at the divider when the latest would push it out of view.
     const top = divider.getBoundingClientRect().top - scroller.getBoundingClientRect().top;
     if (top < 0 || top > scroller.clientHeight) scroller.scrollTop += top - 8;
@@ -184,6 +192,7 @@
         if (!atBottom) { unseen += 1; showPill(); }
       }
     }
+    placeDivider();
     markRead();
   }).observe(messages, { childList: true });
 

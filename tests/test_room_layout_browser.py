@@ -101,7 +101,7 @@ def test_conversation_fills_the_window_with_the_composer_at_hand(live_server, ro
     else:
         expect(ana.get_by_role("button", name="Room info")).to_be_hidden()
     expect(people).to_be_in_viewport()
-    expect(people.get_by_text("Bo")).to_be_visible()
+    expect(people.get_by_text("Bo", exact=True)).to_be_visible()
     expect(ana.locator("#agents")).to_contain_text("Critic")
     expect(ana.get_by_role("heading", name="Room brief")).to_be_visible()
     expect(ana.get_by_role("button", name="Save settings")).to_be_hidden()
@@ -185,10 +185,10 @@ def test_without_javascript_invite_tabs_and_the_drawer_are_links(live_server, ro
     ana.get_by_role("link", name="Settings", exact=True).last.click()
     expect(ana.get_by_role("button", name="Save settings")).to_be_visible()
     expect(ana.locator("#people")).to_be_hidden()
-    ana.get_by_label("Maximum agents").fill("5")
+    ana.get_by_label("Max agents").fill("5")
     ana.get_by_role("button", name="Save settings").click()
     expect(ana.get_by_text("Settings saved.")).to_be_visible()
-    expect(ana.get_by_label("Maximum agents")).to_have_value("5")  # back on its tab
+    expect(ana.get_by_label("Max agents")).to_have_value("5")  # back on its tab
 
     ana.locator(".room-header").get_by_role("button", name="Invite").click()
     expect(ana.get_by_role("heading", name="Invite people to Roadmap")).to_be_visible()
@@ -315,7 +315,9 @@ def test_escape_stops_the_agents_for_everyone(agent_server, fake, new_context, v
     composer.type("while it talks")
     composer.press("Escape")
     for page in (ana_page, bo_page):
-        expect(page.locator("#agent-status")).to_contain_text("Agents stopped.")
+        reply = page.locator(".message-agent").last
+        expect(reply.locator(".message-tag", has_text="stopped")).to_be_visible()
+        expect(page.locator("#agent-status")).not_to_contain_text("answering")
     expect(composer).to_be_focused()
     expect(composer).to_have_value("while it talks")
     assert "point199" not in bo_page.locator(".message-agent").last.inner_text()
