@@ -305,7 +305,8 @@ def test_escape_stops_the_agents_for_everyone(agent_server, fake, new_context, v
         bo = factories.create_user(name="Bo", plan="pro")
         room = chat_factories.create_room(ana, name="Roadmap")
         chat_factories.add_member(room, bo)
-        chat_factories.add_agent(room, chat_factories.create_agent(ana, name="Nova", emoji="🔬"), ana)
+        nova = chat_factories.create_agent(ana, name="Nova", emoji="🔬")
+        chat_factories.add_agent(room, nova, ana)
         ids = {"ana": ana.id, "bo": bo.id, "room": room.id}
     fake.queue(FakeReply(text=" ".join(f"point{n}" for n in range(200)), delay_per_token=0.05))
     ana_page = open_room(new_context, agent_server, ids, "ana", viewport, scheme)

@@ -180,7 +180,8 @@ def test_archived_room_is_read_only(app, client, csrf_token, login, make_user):
         assert db.session.scalar(sa.select(Room.name)) == "Quiet room"
     client.post(f"/rooms/{room_id}/unarchive", data={"csrf_token": csrf_token()})
     assert ">Invite</a>" in client.get(f"/rooms/{room_id}").get_data(as_text=True)
-    assert "Create link</button>" in client.get(f"/rooms/{room_id}/invitations").get_data(as_text=True)
+    invitations = client.get(f"/rooms/{room_id}/invitations").get_data(as_text=True)
+    assert "Create link</button>" in invitations
 
 
 def test_delete_asks_naming_the_room_then_removes_everything(app, client, csrf_token, login,

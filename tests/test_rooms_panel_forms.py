@@ -183,7 +183,8 @@ def test_invitations_list_says_who_made_each_and_its_state(client, login, busy_r
     room_id, users, _ = busy_room
     login(users["owner"])
     room_page = client.get(f"/rooms/{room_id}").get_data(as_text=True)
-    assert f'href="/rooms/{room_id}/invitations" role="button"' in room_page  # Invite, in the header
+    # Invite, in the room's header, opens the invitations page.
+    assert f'href="/rooms/{room_id}/invitations" role="button"' in room_page
     html = client.get(f"/rooms/{room_id}/invitations").get_data(as_text=True)
     section = html[html.index('id="invitations"'):]
     assert section.count("by Olive") == 2

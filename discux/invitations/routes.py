@@ -26,7 +26,8 @@ def invite_url(token: str) -> str:
 
 def _render_section_or_page(room, participant, status: int, **section):
     # htmx (the room's Invite dialog) swaps just the section; without JavaScript the whole page.
-    template = "invitations/_section.html" if request.headers.get("HX-Request") else "invitations/index.html"
+    fragment = request.headers.get("HX-Request")
+    template = "invitations/_section.html" if fragment else "invitations/index.html"
     response = make_response(render_template(
         template, **invitations_context(room, participant, **section)), status)
     response.vary.add("HX-Request")

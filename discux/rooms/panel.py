@@ -1,4 +1,4 @@
-"""What the room page shows beside the chat (people, agents, settings) and the room's invitations."""
+"""What the room page shows beside the chat (people, agents, settings); the room's invitations."""
 
 from __future__ import annotations
 
