@@ -2,7 +2,7 @@
 
 Skipped unless asked for, as it writes into the repository:
 
-    DISCUX_SCREENSHOTS=1 .venv/bin/pytest -q tests/test_readme_screenshots_browser.py
+    README_SCREENSHOTS=1 .venv/bin/pytest -q tests/test_readme_screenshots_browser.py
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from tests.support.fake_llm import FakeReply
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not os.environ.get("DISCUX_SCREENSHOTS"),
-                       reason="writes docs/screenshots: set DISCUX_SCREENSHOTS=1"),
+    pytest.mark.skipif(not os.environ.get("README_SCREENSHOTS"),
+                       reason="writes docs/screenshots: set README_SCREENSHOTS=1"),
 ]
 
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -73,7 +73,7 @@ def test_retake_the_room_screenshots(server, fake, new_context):
     composer = ana_page.get_by_role("textbox", name="Message")
     composer.fill("@Nova how should we price the beta?")
     composer.press("Enter")
-    scout = ana_page.locator(".message-agent", has_text="Scout")
+    scout = ana_page.locator(".message-agent").last
     expect(scout).to_contain_text("paid agents")
     ana_page.locator("#chat-scroll").hover()
     ana_page.screenshot(path=str(SHOTS / "room-streaming.png"))
