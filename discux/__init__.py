@@ -19,7 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from discux import logs
 from discux.config import ConfigError, finish_config, load_config
-from discux.extensions import csrf, db, limiter, migrate, sock
+from discux.extensions import csrf, db, limiter, migrate
 
 __all__ = ["ConfigError", "create_app"]
 
@@ -66,11 +66,11 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     _configure_rate_limits(app)
     limiter.init_app(app)
-    sock.init_app(app)
 
     from discux.auth.providers import register_providers
     from discux.auth.sessions import init_sessions
     from discux.discussion.engine import init_app as init_engine
+    from discux.notifications.service import init_app as init_notifications
     from discux.text_input import init_text_input
 
     init_sessions(app)
@@ -78,6 +78,7 @@ def create_app(config: dict | None = None) -> Flask:
     _register_blueprints(app)
     init_text_input(app)
     init_engine(app)
+    init_notifications(app)
 
     from discux.errors import register_error_handlers
 
@@ -332,7 +333,9 @@ def _register_blueprints(app: Flask) -> None:
     from discux.health import bp as health_bp
     from discux.invitations.routes import bp as invitations_bp
     from discux.main.routes import bp as main_bp
+    from discux.messages.actions import bp as message_actions_bp
     from discux.messages.routes import bp as messages_bp
+    from discux.notifications.routes import bp as notifications_bp
     from discux.realtime.sockets import bp as realtime_bp
     from discux.rooms.routes import bp as rooms_bp
     from discux.search.routes import bp as search_bp
@@ -344,6 +347,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(invitations_bp)
     app.register_blueprint(agents_bp)
     app.register_blueprint(messages_bp)
+    app.register_blueprint(message_actions_bp)
     app.register_blueprint(realtime_bp)
     app.register_blueprint(search_bp)
     app.register_blueprint(export_bp)
@@ -351,6 +355,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(notifications_bp)
 
 
 def _register_template_helpers(app: Flask) -> None:

@@ -97,8 +97,9 @@
   if (!chat || !messages || !scroller) return bindKeys();
 
   // ---- where you left off: the newest message seen, per room, in this browser ----
-  // Kept in localStorage: it is per device like a scroll position, costs the server nothing per
-  // message read, and a page that renders data-last-read on #chat (a server-side mark) wins.
+  // The newer of two marks: the server's (data-last-read on #chat: the newest message of your
+  // last view, from any device; discux/rooms/read_marks.py) and this browser's localStorage,
+  // moved as you read live messages here without a request per message.
   const storageKey = `discux:last-read:${roomId}`;
   const idOf = (el) => el.id.slice("message-".length);
   const messageItems = () => Array.from(messages.querySelectorAll(":scope > article.message"));
@@ -108,7 +109,9 @@
 
   let newestSeen = "";
   for (const el of messageItems()) if (idOf(el) > newestSeen) newestSeen = idOf(el);
-  let lastRead = chat.dataset.lastRead || readStored() || "";
+  const serverMark = chat.dataset.lastRead || "";
+  const browserMark = readStored() || "";
+  let lastRead = serverMark > browserMark ? serverMark : browserMark;
 
   function markRead() {
     if (document.visibilityState !== "visible" || !nearBottom()) return;

@@ -74,7 +74,8 @@ def test_try_shows_a_model_failure_in_plain_words(fake, make_user, live_server, 
     expect(page.get_by_role("button", name="Try it")).to_be_enabled()
 
 
-@pytest.mark.parametrize("path", ["/agents", "/agents/new", "/agents/gallery", "agent", "use"])
+@pytest.mark.parametrize("path", ["/agents", "/agents/new", "/agents/suggest", "/agents/gallery",
+                                  "agent", "use"])
 def test_agent_pages_fit_a_360_pixel_screen(
     app, make_user, live_server, signed_in_page, path
 ):

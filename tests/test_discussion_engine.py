@@ -141,7 +141,13 @@ def test_an_agent_mention_hands_over_the_turn(llm_app, fake):
 
 def test_hand_overs_stop_at_the_budget_and_continue_grants_more(llm_app, fake):
     room = Room(llm_app)
-    fake.respond_with(by_agent({"Nova": "What do you say, @Scout?", "Scout": "Back to @Nova."}))
+    # Each reply says something new: a chain that repeats itself stops sooner (the loop guard,
+    # tests/test_discussion_loop_guard.py).
+    points = iter(["pricing", "the launch date", "support hours", "the beta list",
+                   "our changelog", "onboarding emails", "refunds", "the roadmap"])
+    fake.respond_with(lambda body: FakeReply(
+        text=f"I think {next(points)} matters most; @"
+        f"{'Scout' if body['messages'][0]['content'].startswith('You are Nova') else 'Nova'}?"))
     room.post("@Nova go")
     room.wait()
     assert len(room.replies()) == 1 + MAX_HANDOVERS

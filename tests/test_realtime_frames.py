@@ -37,6 +37,35 @@ def test_a_frame_is_encoded_once_per_group_of_sockets():
 
 
 
+def test_sockets_are_grouped_by_what_their_handshake_agreed(app, live_server, world):
+    """A browser-style socket (deflate offered) and a plain one each get the frame group their
+    own handshake answer named, so shared frames only go where they read right."""
+    from discux.realtime import hub_for
+
+    deflating = DeflateClient(live_server.url, world.room_id, world.member.token)
+    wait_for_event(deflating, lambda e: e["type"] == "presence")
+    plain = connect(live_server.url, world.room_id, world.owner.token)
+    wait_for_event(plain, lambda e: e["type"] == "presence")
+    groups = {conn.user_id: conn.ws.frame_group for conn in hub_for(app).connections(world.room_id)}
+    assert groups == {world.member.id: ("deflate", 15), world.owner.id: PLAIN}
+    deflating.close()
+    plain.close()
+
+
+@pytest.mark.parametrize("answer, group", [
+    (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\n\r\n", PLAIN),
+    (b"HTTP/1.1 101 Switching Protocols\r\nsec-websocket-extensions: permessage-deflate; "
+     b"server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10\r\n\r\n",
+     ("deflate", 10)),
+    (b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+     None),
+])
+def test_a_frame_group_comes_from_the_extensions_the_answer_agreed(answer, group):
+    from discux.realtime.server import frame_group_of
+
+    assert frame_group_of(answer) == group
+
+
 @pytest.mark.parametrize("group", [PLAIN] + [("deflate", bits) for bits in (9, 12, 15)])
 def test_frames_are_the_bytes_wsproto_would_write(group):
     """Frames are built by hand (cheaper than a protocol object per event): every length class,
@@ -115,7 +144,7 @@ def test_a_frame_the_kernel_took_in_part_is_finished_before_anything_else(app, l
     client = DeflateClient(live_server.url, world.room_id, world.member.token, rcvbuf=4096)
     wait_for_event(client, lambda e: e["type"] == "presence")
     [conn] = hub_for(app).connections(world.room_id, world.member.id)
-    wait_until(lambda: not conn._busy)  # replay and presence snapshot written: live writes now
+    wait_until(lambda: not conn.writing_behind)  # replay and presence written: live writes now
     sent = []
     behind_since = None
     with app.app_context():
@@ -126,7 +155,7 @@ def test_a_frame_the_kernel_took_in_part_is_finished_before_anything_else(app, l
             sent.append(text)
             publish(world.room_id, "message.delta", {"id": f"m{len(sent)}", "delta": text})
             client.ping(f"probe {len(sent)}".encode())
-            if behind_since is None and (conn.ws.sock.unsent or conn._busy):
+            if behind_since is None and conn.writing_behind:
                 behind_since = len(sent)
     assert behind_since is not None, "the listener never fell behind"
     got = []

@@ -226,36 +226,29 @@ def test_panel_tabs_and_the_phone_drawer_work_from_the_keyboard(live_server, roo
 
 
 @pytest.mark.parametrize(("viewport", "scheme"), LOOKS)
-def test_slash_searches_and_up_arrow_edits_only_when_there_is_an_edit(live_server, room,
-                                                                     new_context, viewport,
-                                                                     scheme):
+def test_slash_searches_and_up_arrow_edits_your_last_message(live_server, room, new_context,
+                                                             viewport, scheme):
     ana = open_room(new_context, live_server, room, "ana", viewport, scheme)
+    bo = open_room(new_context, live_server, room, "bo")
     composer = ana.get_by_role("textbox", name="Message")
     composer.fill("a/b")  # "/" while typing is just a character
     expect(composer).to_have_value("a/b")
     expect(composer).to_be_focused()
-    composer.fill("")
-    composer.press("ArrowUp")  # no Edit control in Ana's messages (yet): nothing happens
-    expect(composer).to_be_focused()
-    expect(composer).to_have_value("")
-    # With one, as the message actions add: ↑ in the empty composer presses it.
-    send(ana, "to be edited")
-    ana.evaluate("""() => {
-        const button = document.createElement("button");
-        button.type = "button";
-        button.textContent = "Edit";
-        button.dataset.editMessage = "";
-        button.addEventListener("click", () => { button.textContent = "Editing"; });
-        document.querySelector("#messages .message-own:last-of-type .message-meta").append(button);
-    }""")
+    send(ana, "my latest words")
+    send(bo, "Bo has the last word")  # the last of Ana's own messages, not the last message
+    expect(ana.locator("#messages .message").last).to_contain_text("Bo has the last word")
     composer.type("x")
-    composer.press("ArrowUp")  # not empty: the caret moves, nothing is pressed
-    expect(ana.get_by_role("button", name="Edit", exact=True)).to_be_visible()
+    composer.press("ArrowUp")  # not empty: the caret moves, nothing opens
+    expect(composer).to_be_focused()
+    expect(ana.locator("textarea[data-edit-of]")).to_have_count(0)
     composer.fill("")
     composer.press("ArrowUp")
-    expect(ana.get_by_role("button", name="Editing")).to_be_visible()
+    editing = ana.locator("#messages .message-own", has_text="my latest words").locator("textarea")
+    expect(editing).to_be_focused()
+    expect(editing).to_have_value("my latest words")
+    ana.keyboard.press("Escape")  # cancels the edit (and stops no agent)
+    expect(ana.locator("textarea[data-edit-of]")).to_have_count(0)
 
-    ana.locator("body").focus()
     ana.get_by_role("heading", name="Roadmap").click()
     ana.keyboard.press("/")
     search = ana.get_by_role("searchbox", name="Search this room")

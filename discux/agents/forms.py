@@ -49,3 +49,9 @@ class CopyAgentForm(FlaskForm):
 
 class AddToRoomForm(FlaskForm):
     room_id = SelectField("Room", choices=[], validate_choice=False)
+
+
+class SuggestForm(FlaskForm):
+    """"Suggest agents": what the team needs, in a sentence or two."""
+
+    goal = TextAreaField("What do you need help with?")

@@ -20,8 +20,8 @@ from flask_login import current_user, login_required
 from wtforms.fields.choices import SelectChoice
 
 from discux import plans
-from discux.agents import service, stats
-from discux.agents.forms import AddToRoomForm, AgentForm, CopyAgentForm
+from discux.agents import service, stats, suggestions
+from discux.agents.forms import AddToRoomForm, AgentForm, CopyAgentForm, SuggestForm
 from discux.agents.service import InvalidAgent
 from discux.agents.styles import STYLE_TABLE, style_for
 from discux.errors import DiscuxError, LimitReached, error_response
@@ -40,6 +40,8 @@ def _per_user() -> str:
 
 # Each try costs a model call: one budget per person across new and existing agents.
 try_limit = limiter.shared_limit("10/minute", scope="agents-try", key_func=_per_user)
+# A suggestion is a long model call: fewer per person than tries.
+suggest_limit = limiter.limit("6/minute", key_func=_per_user, methods=["POST"])
 
 
 @bp.app_template_filter("agent_color")
@@ -332,3 +334,72 @@ def try_new():
 def try_existing(agent_id: str):
     agent = _own_or_404(agent_id)
     return _run_try(AgentForm(), agent, "agents/show.html")
+
+
+# ---- Suggest agents: three proposals from a stated goal, each kept with one click ----
+
+def _suggestion_card(index: int, fields: service.AgentFields) -> AgentForm:
+    """The editable form of proposal `index`; its fields are prefixed so three fit a page."""
+    return AgentForm(prefix=f"s{index}", formdata=None, data={
+        "name": fields.name, "prompt": fields.prompt, "emoji": fields.emoji,
+        "color": fields.color, "style": fields.style,
+    })
+
+
+def _suggest_page(form: SuggestForm, status: int = 200, **context):
+    return render_template("agents/suggest.html", form=form, usage=_usage(), styles=STYLE_TABLE,
+                           provider=get_provider(), **context), status
+
+
+@bp.route("/suggest", methods=["GET", "POST"])
+@login_required
+@suggest_limit
+def suggest():
+    form = SuggestForm()
+    if request.method == "GET":
+        return _suggest_page(form)
+    if not form.validate_on_submit():
+        return _suggest_page(form, 422)
+    if problem := suggestions.goal_problem(form.goal.data or ""):
+        form.goal.errors = [problem]
+        return _suggest_page(form, 422)
+    db.session.rollback()  # end the read transaction: the model may take a while
+    try:
+        proposals = suggestions.suggest_agents(form.goal.data, get_provider())
+    except LLMError as error:
+        return _suggest_page(form, model_error=f"No suggestions: {error.message}.")
+    cards = [(index, _suggestion_card(index, fields)) for index, fields in enumerate(proposals)]
+    return _suggest_page(form, cards=cards)
+
+
+@bp.post("/suggest/create")
+@login_required
+def create_suggested():
+    index = request.form.get("card", "")
+    if index not in {str(i) for i in range(suggestions.SUGGESTIONS)}:
+        return error_response(400, "That suggestion is not on the page any more: ask again.")
+    index = int(index)
+    card = AgentForm(prefix=f"s{index}")
+    htmx = request.headers.get("HX-Request") == "true"
+
+    def refused(status: int, **context):
+        if htmx:  # the card alone, in place, with the reasons beside its fields
+            return render_template("agents/_suggestion_card.html", index=index, card=card,
+                                   styles=STYLE_TABLE, **context), 422
+        return _suggest_page(SuggestForm(goal=request.form.get("goal", "")), status,
+                             cards=[(index, card)], **context)
+
+    if not card.validate():
+        return refused(422)
+    try:
+        agent = service.create_agent(current_user, card.fields())
+    except InvalidAgent as error:
+        card.show_problems(error.problems)
+        return refused(422)
+    except LimitReached as error:
+        return refused(error.status, limit_message=error.message)
+    if htmx:
+        return render_template("agents/_suggestion_created.html", index=index, agent=agent,
+                               styles=STYLE_TABLE)
+    flash(f"{agent.emoji} {agent.name} is ready. Add it to a room to hear from it.", "info")
+    return redirect(url_for("agents.show", agent_id=agent.id), 303)

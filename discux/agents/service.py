@@ -222,6 +222,12 @@ def copy_agent(owner: User, source: Agent) -> Agent:
     return copy
 
 
+def free_agent_name(owner_id: str, name: str) -> str:
+    """`name`, or "name (copy)", "name (copy 2)"… when the owner already has an agent so named
+    (call under plans.lock_usage)."""
+    return _free_copy_name(owner_id, name)
+
+
 def _free_copy_name(owner_id: str, name: str) -> str:
     taken = _names_taken(owner_id, None)
     if agent_name_key(name) not in taken:

@@ -363,11 +363,24 @@ def post_message(room_id: str):
     body = json_body()
     content = body.string("content", required=True)
     humans_only = body.boolean("humans_only")
+    reply_to = body.string("reply_to_id", nullable=True)
+    reply_to = None if reply_to is MISSING else reply_to
+    if reply_to is not None and not ID_PATTERN.match(reply_to):
+        raise InvalidField("reply_to_id must be the id of a message of this room.", "reply_to_id")
     message = messages.post_user_message(me(), room, content, humans_only is True,
-                                         participant=participant)
+                                         participant=participant, reply_to=reply_to)
     # Exactly what the page's composer does next: the agents it mentions start answering.
     on_user_message(message)
     return jsonify(messages.message_payload(message)), 201
+
+
+@bp.patch("/rooms/<room_id>/messages/<message_id>")
+@limiter.limit("60 per minute", key_func=_per_user, override_defaults=False)
+def edit_message(room_id: str, message_id: str):
+    room, _ = room_for(me(), room_id, "view")
+    content = json_body().string("content", required=True)
+    message = messages.edit_message(me(), room, message_id, content)
+    return jsonify(messages.message_payload(message))
 
 
 @bp.delete("/rooms/<room_id>/messages/<message_id>")

@@ -60,7 +60,13 @@ def send_sign_in_link(email: str, link: str) -> None:
         # No mail server: the operator reads the link in the server log (demo and laptops).
         current_app.logger.warning("Sign-in link for %s (no SMTP configured): %s", email, link)
         return
-    message = _message(email, link)
+    deliver(_message(email, link))
+
+
+def deliver(message: EmailMessage) -> None:
+    """Send `message` through DISCUX_SMTP_URL now (on the calling thread), TLS before any
+    password; raises MailNotSent or OSError. Callers check that SMTP is configured."""
+    smtp_url = current_app.config["DISCUX_SMTP_URL"]
     parts = urlsplit(smtp_url)
     scheme, host = parts.scheme, parts.hostname
     if scheme == "smtps":
@@ -155,6 +161,34 @@ class MailOutbox:
         self.statuses.set(ticket, SENDING)
         self.pool.submit(self._send, ticket, email, link, on_failure)
         return ticket
+
+    def run(self, job: Callable[[], None], what: str) -> None:
+        """Run `job` on the pool with an app context (other mail than sign-in links); a failure
+        is logged as one line naming `what`."""
+        with self._lock:
+            full = self._waiting >= MAX_WAITING
+            if not full:
+                self._waiting += 1
+                self._idle.clear()
+        if full:
+            self.app.logger.warning("Could not send %s: %d emails are already waiting to be "
+                                    "sent", what, MAX_WAITING)
+            return
+        self.pool.submit(self._run, job, what)
+
+    def _run(self, job: Callable[[], None], what: str) -> None:
+        try:
+            with self.app.app_context():
+                try:
+                    job()
+                except Exception as error:  # nobody else on this thread would report it
+                    self.app.logger.warning("Could not send %s: %s", what,
+                                            str(error) or type(error).__name__)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+                if self._waiting == 0:
+                    self._idle.set()
 
     def status(self, ticket: str) -> str | None:
         return self.statuses.get(ticket) if ticket and len(ticket) <= 64 else None

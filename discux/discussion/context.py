@@ -114,7 +114,9 @@ def _turn_reads(dialect: str) -> sa.CompoundSelect:
                    name=Message.sender_name, content=Message.content)
         .where(Message.room_id == sa.bindparam("room_id"), Message.humans_only.is_(False),
                Message.type != "system", Message.status.in_(("complete", "stopped")),
-               sa.func.trim(Message.content) != "")
+               sa.func.trim(Message.content) != "",
+               # Versions a regenerated reply replaced are not the discussion any more.
+               Message.replaced_by_id.is_(None), Message.id < sa.bindparam("before"))
         .order_by(Message.id.desc()).limit(SCAN_LIMIT)
     )
     brief = (
@@ -155,12 +157,19 @@ class TurnReads:
     people: list[str | None]
 
 
-def read_turn(room_id: str, agent_id: str, since: datetime) -> TurnReads:
+# Above every UUIDv7 (lower-case hex; 'f' also ties 'F' under MariaDB's case-blind collation).
+AFTER_EVERY_ID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
+
+
+def read_turn(room_id: str, agent_id: str, since: datetime,
+              before: str | None = None) -> TurnReads:
     """The room's agents (each row's `recent_replies` counts `agent_id`'s replies since
-    `since`), its recent history, latest brief and people, in one round trip."""
+    `since`), its recent history (older than message `before` when given), latest brief and
+    people, in one round trip."""
     dialect = "sqlite" if db.engine.dialect.name == "sqlite" else "other"
     rows = db.session.execute(TURN_READS[dialect], {
-        "room_id": room_id, "agent_id": agent_id, "since": since}).all()
+        "room_id": room_id, "agent_id": agent_id, "since": since,
+        "before": before or AFTER_EVERY_ID}).all()
     # A compound statement promises no order: each part is put in its own here.
     return TurnReads(
         agents=sorted((r for r in rows if r.kind == "agent"),

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from discux.agents.styles import style_for
-from discux.discussion import turns
+from discux.discussion import progress, turns
 from discux.discussion.context import TurnAgent, build_prompt, estimate_tokens, read_turn
 from discux.discussion.status import publish_status
 from discux.discussion.summaries import SummaryClock, maybe_auto_summarize, summarize_room
@@ -37,6 +37,7 @@ from discux.ids import new_id, utcnow
 from discux.llm.base import Abort, Delta, LLMError, mean_probability
 from discux.llm.registry import get_provider
 from discux.logs import log_model_call
+from discux.messages import versions
 from discux.messages.mentions import resolve_mentions
 from discux.messages.service import (
     post_system_message,
@@ -120,6 +121,8 @@ class Generation:
     handover_limit: int = MAX_HANDOVERS
     reply_limit: int = MAX_REPLIES
     planned: int = 0
+    # A regeneration: the agent reply its one reply replaces (discux.messages.versions).
+    replaces_id: str | None = None
 
 
 @dataclass
@@ -144,6 +147,9 @@ class RoomRunner:
         self.lease: turns.Lease | None = None
         # Agents asked to answer after the budget ran out: "Continue" lets them.
         self.waiting: list[str] = []
+        # The line saying why the chain stopped, shown instead of "idle" when the queue empties
+        # (else "Continue" would vanish with it); a new generation or Stop clears it.
+        self.chain_stopped: dict | None = None
         self.idle = threading.Event()
         self.idle.set()
         self.wake: threading.Timer | None = None  # kicks the room when its waiting turn may start
@@ -222,7 +228,8 @@ class Engine:
 
     # ---- entry points (called on request threads) ----
     def start_generation(self, room_id: str, trigger_id: str, agent_ids: list[str],
-                         handover_limit: int = MAX_HANDOVERS, cancel_current: bool = True) -> None:
+                         handover_limit: int = MAX_HANDOVERS, cancel_current: bool = True,
+                         replaces_id: str | None = None) -> None:
         runner = self.runner(room_id)
         first, lease = None, None
         if cancel_current:
@@ -230,6 +237,7 @@ class Engine:
         if agent_ids:
             with runner.lock:
                 runner.waiting = agent_ids[MAX_REPLIES:]
+                runner.chain_stopped = None
                 # Nothing runs the room here: take its lease now, so the first turn is stored
                 # already running and goes straight to an agent thread.
                 lease = None if runner.active else self.leases.take(room_id)
@@ -240,7 +248,7 @@ class Engine:
                 first = turns.queue_generation(
                     room_id, trigger_id, agent_ids[:MAX_REPLIES], handover_limit=handover_limit,
                     reply_limit=MAX_REPLIES, cancel_queued=cancel_current,
-                    start_first=lease is not None)
+                    start_first=lease is not None, replaces_id=replaces_id)
             except BaseException:
                 if lease is not None:
                     self._hand_back(runner, lease)
@@ -271,7 +279,10 @@ class Engine:
         """Stop the room's agents on whichever worker runs them; that worker says so (this one
         too when a queued turn was cancelled: it may have been waiting for a rate limit)."""
         cancelled = turns.cancel_queued_replies(room_id)
-        if self._cancel_here(self.runner(room_id)) or cancelled:
+        runner = self.runner(room_id)
+        with runner.lock:
+            runner.chain_stopped = None
+        if self._cancel_here(runner) or cancelled:
             publish_status(room_id, {"state": "stopped"})
         self.hub.publish({"type": CANCEL_EVENT, "room_id": room_id, "html": None,
                           "data": {"announce": True}})
@@ -377,7 +388,8 @@ class Engine:
                 if lease is not None and not waits:  # a waiting turn's status line stays
                     with runner.lock:  # not over a newer drain's "answering"
                         if not runner.active:
-                            publish_status(runner.room_id, {"state": "idle"})
+                            publish_status(runner.room_id,
+                                           runner.chain_stopped or {"state": "idle"})
         if starts is not None and not self.stopping.is_set():
             if waits:
                 self._kick_at(runner, starts)
@@ -451,8 +463,10 @@ class Engine:
             return
         queued = turns.queued_agent_ids(claimed.generation_id)
         wanted = [a for a in handed_to if a.id not in queued]
+        stall = progress.generation_stall(runner.room_id, claimed.generation_id,
+                                          claimed.trigger_id) if wanted else None
         granted = []
-        for agent in wanted:
+        for agent in wanted if stall is None else []:
             if (generation.handovers >= generation.handover_limit
                     or generation.replies + len(granted) + len(queued) >= generation.reply_limit):
                 break
@@ -461,16 +475,13 @@ class Engine:
         turns.queue_handovers(claimed, [a.id for a in granted])
         generation.planned += len(granted)
         refused = wanted[len(granted):]
+        stopped = chain_stopped_status(generation, refused, stall) if refused else None
         with runner.lock:
             runner.waiting = [a.id for a in refused]
+            runner.chain_stopped = stopped
         db.session.commit()
-        if refused:
-            names = ", ".join(a.name for a in refused)
-            publish_status(runner.room_id, {
-                "state": "budget_spent", "replies": generation.replies,
-                "handovers": generation.handovers, "waiting": names,
-                "continue": CONTINUE_GRANT,
-            })
+        if stopped:
+            publish_status(runner.room_id, stopped)
 
     # ---- background: leases and the poll ----
     def _keep_leases(self) -> None:
@@ -515,6 +526,18 @@ class Engine:
                 return
 
 
+def chain_stopped_status(generation: Generation, refused: list[TurnAgent],
+                         stall: progress.Stall | None) -> dict:
+    """The status line of a chain stopped with agents left waiting: by the count budget, or
+    (with `stall`) by the loop guard, saying why; both offer "Continue"."""
+    status = {"state": "budget_spent", "replies": generation.replies,
+              "handovers": generation.handovers,
+              "waiting": ", ".join(a.name for a in refused), "continue": CONTINUE_GRANT}
+    if stall is not None:
+        status.update(state="no_progress", reason=stall.reason, why=stall.why)
+    return status
+
+
 def turn_of(claimed: turns.Claimed) -> Turn:
     """The running copy of a claimed turn, with its generation's budget so far."""
     if claimed.generation_id is None:
@@ -522,7 +545,8 @@ def turn_of(claimed: turns.Claimed) -> Turn:
                     requested_by=claimed.requested_by)
     generation = Generation(trigger_id=claimed.trigger_id, replies=claimed.replies,
                             handovers=claimed.handovers, handover_limit=claimed.handover_limit,
-                            reply_limit=claimed.reply_limit, planned=claimed.planned)
+                            reply_limit=claimed.reply_limit, planned=claimed.planned,
+                            replaces_id=claimed.replaces_id)
     return Turn(claimed.kind, generation, agent_id=claimed.agent_id,
                 handed_over_by=claimed.handed_over_by, requested_by=claimed.requested_by)
 
@@ -629,6 +653,30 @@ def retry_reply(room: Room, message_id: str) -> Agent:
     return agent
 
 
+def regenerate_reply(room: Room, message_id: str) -> Agent:
+    """Ask the agent of a reply to answer its trigger again, through the turn queue; its new
+    reply replaces this one in the room (which stays readable as an earlier version). The
+    regeneration hands over to nobody: whom the reply mentions waits for Continue."""
+    reply = db.session.scalar(
+        sa.select(Message).where(Message.id == message_id, Message.room_id == room.id))
+    if reply is None or reply.type != "agent":
+        raise CannotRetry("There is no agent reply with that id in this room.")
+    if reply.replaced_by_id is not None:
+        raise CannotRetry("This reply was regenerated already: regenerate its newest version.")
+    if reply.status == "streaming":
+        raise CannotRetry(f"{reply.sender_name or 'The agent'} is still writing this reply.")
+    agent = next((a for a in room_agents(room.id) if a.id == reply.sender_id), None)
+    if agent is None:
+        raise CannotRetry(f"{reply.sender_name or 'This agent'} is no longer in the room.")
+    if reply.reply_to_id is None:
+        raise CannotRetry("The message this reply answered was deleted: ask the agent again.")
+    if turns.is_queued(room.id, agent.id, reply.reply_to_id):
+        raise CannotRetry(f"{agent.name} is already about to answer that message again.")
+    engine_for().start_generation(room.id, reply.reply_to_id, [agent.id], handover_limit=0,
+                                  cancel_current=False, replaces_id=reply.id)
+    return agent
+
+
 # Built once: it runs before a reply whose agent is at its limit.
 AGENT_REPLY_TIMES = (
     sa.select(Message.timestamp)
@@ -697,7 +745,9 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
     # room, or an agent removed from it, has none here) and whether the replying agent may
     # answer now: the count is read from the messages, so the limit holds whichever worker
     # wrote them.
-    reads = read_turn(room_id, turn.agent_id, utcnow() - timedelta(seconds=60))
+    # A regenerated reply is written from the history its earlier version saw.
+    reads = read_turn(room_id, turn.agent_id, utcnow() - timedelta(seconds=60),
+                      before=generation.replaces_id)
     in_room = {a.id: a for a in reads.agents}
     agent = in_room.get(turn.agent_id)
     if agent is None:
@@ -719,6 +769,7 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
         status="streaming", reply_to_id=generation.trigger_id if generation.trigger_id
         != "summary" else None, context_length=prompt.context_length,
         context_receipt=prompt.receipt_json(), timestamp=utcnow(), mentions=[],
+        replaces_id=generation.replaces_id,
     )
     first_piece = FirstPiece(current_app._get_current_object(), reply, generation)
     # Stop (or a newer message) cuts the model request off, waiting for its first token or not.
@@ -796,8 +847,11 @@ def run_reply(runner: RoomRunner, turn: Turn) -> list[TurnAgent]:
     else:
         reply.status = "complete"
         db.session.execute(COUNT_AGENT_USE, {"agent_id": agent.id})
+    replaced = versions.retire_replaced(reply) if reply.replaces_id else None
     db.session.commit()
     publish_message_completed(reply)
+    if replaced is not None:
+        versions.publish_replaced(replaced)
     if failure:
         tell_room(room_id, f"⚠️ **{agent.name}** was cut off: {failure}.")
         return []

@@ -149,6 +149,7 @@ class Claimed:
     handover_limit: int = 0
     reply_limit: int = 0
     planned: int = 0
+    replaces_id: str | None = None  # a regeneration: the reply its one reply replaces
 
     @classmethod
     def of(cls, turn: AgentTurn, generation: AgentGeneration | None) -> Claimed:
@@ -160,6 +161,7 @@ class Claimed:
             claimed.handover_limit, claimed.reply_limit = (generation.handover_limit,
                                                            generation.reply_limit)
             claimed.planned = generation.planned
+            claimed.replaces_id = generation.replaces_id
         return claimed
 
 
@@ -180,7 +182,7 @@ INSERT_TURN = sa.insert(TURNS)
 
 def queue_generation(room_id: str, trigger_id: str, agent_ids: Iterable[str], *,
                      handover_limit: int, reply_limit: int, cancel_queued: bool,
-                     start_first: bool = False) -> Claimed | None:
+                     start_first: bool = False, replaces_id: str | None = None) -> Claimed | None:
     """Store a generation and its agents' turns, in order; with `cancel_queued`, the room's
     queued replies are cancelled in the same transaction.
 
@@ -197,7 +199,7 @@ def queue_generation(room_id: str, trigger_id: str, agent_ids: Iterable[str], *,
     db.session.execute(INSERT_GENERATION, {
         "id": generation_id, "room_id": room_id, "trigger_id": trigger_id, "replies": 0,
         "handovers": 0, "handover_limit": handover_limit, "reply_limit": reply_limit,
-        "planned": len(agent_ids), "created_at": now})
+        "planned": len(agent_ids), "created_at": now, "replaces_id": replaces_id})
     rows = [{"room_id": room_id, "generation_id": generation_id, "kind": "reply",
              "agent_id": agent_id, "handed_over_by": None, "requested_by": None,
              "state": "queued", "created_at": now, "started_at": None}
@@ -210,7 +212,7 @@ def queue_generation(room_id: str, trigger_id: str, agent_ids: Iterable[str], *,
         claimed = Claimed(turn_id, room_id, "reply", agent_id=first["agent_id"],
                           generation_id=generation_id, trigger_id=trigger_id,
                           handover_limit=handover_limit, reply_limit=reply_limit,
-                          planned=len(agent_ids))
+                          planned=len(agent_ids), replaces_id=replaces_id)
     if rows:
         db.session.execute(INSERT_TURN, rows)  # one executemany, in order
     db.session.commit()

@@ -1,25 +1,17 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, render_template
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
+from discux.errors import DiscuxError
 from discux.extensions import db
+from discux.main.sample_room import create_sample_room, sample_room_refusal
 from discux.models import Message, Room, RoomParticipant
+from discux.notifications.service import rooms_overview, snippet
+from discux.rooms.access import sign_in_required
 
 bp = Blueprint("main", __name__)
-
-
-def rooms_of(user_id: str, limit: int = 20) -> list[tuple[Room, str]]:
-    """The user's active rooms with their role, most recently updated first."""
-    rows = db.session.execute(
-        sa.select(Room, RoomParticipant.role)
-        .join(RoomParticipant, RoomParticipant.room_id == Room.id)
-        .where(RoomParticipant.user_id == user_id, Room.is_active.is_(True))
-        .order_by(Room.updated_at.desc())
-        .limit(limit)
-    )
-    return [(room, role) for room, role in rows]
 
 
 def recent_activity(user_id: str, limit: int = 10) -> list[tuple[Message, Room]]:
@@ -39,8 +31,25 @@ def recent_activity(user_id: str, limit: int = 10) -> list[tuple[Message, Room]]
 def index():
     if not current_user.is_authenticated:
         return render_template("main/landing.html")
+    user = current_user._get_current_object()
+    overview = rooms_overview(user)
     return render_template(
         "main/dashboard.html",
-        rooms=rooms_of(current_user.id),
+        overview=overview,
+        snippet=snippet,
+        # First run: nothing to list yet, so offer the sample room (or say why it can't be).
+        sample_refusal=None if overview else sample_room_refusal(user),
         activity=recent_activity(current_user.id),
     )
+
+
+@bp.post("/start/sample-room")
+@sign_in_required
+def sample_room():
+    """First run: one click makes the sample room (a second click lands in it too)."""
+    try:
+        room = create_sample_room(current_user._get_current_object())
+    except DiscuxError as error:
+        flash(error.message, "error")
+        return redirect(url_for("main.index"), 303)
+    return redirect(url_for("rooms.show", room_id=room.id), 303)

@@ -12,9 +12,16 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from flask import current_app
 from markupsafe import Markup
+from sqlalchemy.orm import aliased
 
 from discux.extensions import db
-from discux.messages.rendering import MessageView, day_label_of, day_of
+from discux.messages.rendering import (
+    QUOTE_LENGTH,
+    MessageView,
+    day_label_of,
+    day_of,
+    quote_of,
+)
 from discux.messages.service import MAX_LENGTH, may_delete, room_agents
 from discux.models import Agent, Message, Room, RoomParticipant
 from discux.rooms.permissions import can
@@ -44,7 +51,24 @@ VIEW_COLUMNS = (
     Message.agent_confidence, Message.context_length, Message.humans_only, Message.reply_to_id,
     Message.context_receipt.is_not(None).label("has_receipt"),
     Message.context_receipt.contains('"demo":true').label("is_demo"),
+    Message.edited_at, Message.replaces_id, Message.replaced_by_id,
 )
+# The message a person's message replies to, for its quote (agents' replies name their trigger
+# in reply_to_id too, but show no quote).
+Quoted = aliased(Message, name="quoted")
+QUOTE_COLUMNS = (
+    Quoted.sender_name.label("quote_name"),
+    sa.func.substr(Quoted.content, 1, QUOTE_LENGTH + 40).label("quote_text"),
+)
+
+
+def _view_select():
+    """The chat column's select: VIEW_COLUMNS and the quote, versions replaced by a
+    regenerated reply left out."""
+    return (sa.select(*VIEW_COLUMNS, *QUOTE_COLUMNS)
+            .outerjoin(Quoted, sa.and_(Quoted.id == Message.reply_to_id,
+                                       Message.type == "user"))
+            .where(Message.replaced_by_id.is_(None)))
 
 
 def _rows(statement, **params) -> list[sa.Row]:
@@ -52,15 +76,18 @@ def _rows(statement, **params) -> list[sa.Row]:
 
 
 # Built once: building an 18-column select and its cache key costs more than running it.
-_NEWEST_ROWS = (sa.select(*VIEW_COLUMNS).where(Message.room_id == sa.bindparam("room_id"))
+_NEWEST_ROWS = (_view_select().where(Message.room_id == sa.bindparam("room_id"))
                 .order_by(Message.id.desc()).limit(sa.bindparam("limit")))
 _ROWS_BEFORE = _NEWEST_ROWS.where(Message.id < sa.bindparam("before_id"))
-_ROWS_FROM = (sa.select(*VIEW_COLUMNS)
+_ROWS_FROM = (_view_select()
               .where(Message.room_id == sa.bindparam("room_id"),
                      Message.id >= sa.bindparam("message_id"))
               .order_by(Message.id).limit(sa.bindparam("limit")))
-_ONE_ROW = sa.select(*VIEW_COLUMNS).where(Message.room_id == sa.bindparam("room_id"),
-                                          Message.id == sa.bindparam("message_id"))
+# Any one message, a replaced version too (its page, its delete confirmation).
+_ONE_ROW = (sa.select(*VIEW_COLUMNS, *QUOTE_COLUMNS)
+            .outerjoin(Quoted, sa.and_(Quoted.id == Message.reply_to_id, Message.type == "user"))
+            .where(Message.room_id == sa.bindparam("room_id"),
+                   Message.id == sa.bindparam("message_id")))
 
 
 def rows_before(room_id: str, before_id: str | None = None,
@@ -151,9 +178,13 @@ def replay_from(newest_id: str | None) -> str:
 
 
 def composer_context(room: Room, participant: RoomParticipant, text: str = "",
-                     error: str | None = None, humans_only: bool = False) -> dict:
-    """The composer form: kept text and its error after a refused post."""
+                     error: str | None = None, humans_only: bool = False,
+                     reply: MessageView | None = None) -> dict:
+    """The composer form: kept text and its error after a refused post, and the message it
+    replies to (quoted above it)."""
     return {
+        "reply": ({"id": reply.id, "name": reply.sender_name or "Someone",
+                   "text": quote_of(reply.content)} if reply is not None else None),
         "room_id": room.id,
         "text": text,
         "error": error,

@@ -21,6 +21,7 @@ from pygments.lexers import get_lexer_by_name
 from pygments.token import STANDARD_TYPES
 from pygments.util import ClassNotFound
 
+from discux.extensions import db
 from discux.models import Message
 
 # Only what Markdown produces; no attribute that can run script or drive htmx survives.
@@ -119,9 +120,18 @@ class MessageView:
     # From the discussion engine's context receipt: can it be shown, and was it the demo model?
     has_receipt: bool = False
     is_demo: bool = False
+    edited_at: datetime | None = None
+    # A regenerated reply names the version it replaces; a replaced one, its successor.
+    replaces_id: str | None = None
+    replaced_by_id: str | None = None
+    # The message a person's message replies to, as its quote shows it (sender, start of text).
+    quote_name: str | None = None
+    quote_text: str | None = None
 
     @classmethod
     def from_message(cls, message: Message) -> MessageView:
+        quoted = (db.session.get(Message, message.reply_to_id)
+                  if message.reply_to_id and message.type == "user" else None)
         return cls(
             id=message.id, room_id=message.room_id, type=message.type,
             sender_id=message.sender_id, sender_name=message.sender_name,
@@ -134,6 +144,10 @@ class MessageView:
             mentions=[m.mentioned_agent_id for m in message.mentions],
             has_receipt=bool(message.context_receipt),
             is_demo=bool(message.context_receipt and '"demo":true' in message.context_receipt),
+            edited_at=message.edited_at, replaces_id=message.replaces_id,
+            replaced_by_id=message.replaced_by_id,
+            quote_name=quoted.sender_name or "Someone" if quoted is not None else None,
+            quote_text=quote_of(quoted.content) if quoted is not None else None,
         )
 
     @classmethod
@@ -144,6 +158,8 @@ class MessageView:
         fields["status"] = fields["status"] or "complete"
         for flag in ("humans_only", "has_receipt", "is_demo"):  # SQLite answers 0/1 or NULL
             fields[flag] = bool(fields[flag])
+        if fields.get("quote_text") is not None:
+            fields["quote_text"] = quote_of(fields["quote_text"])
         return cls(**fields)
 
     @classmethod
@@ -151,6 +167,8 @@ class MessageView:
         fields = dict(data)
         stamp = fields.get("timestamp")
         fields["timestamp"] = datetime.fromisoformat(stamp) if stamp else None
+        edited = fields.get("edited_at")
+        fields["edited_at"] = datetime.fromisoformat(edited) if edited else None
         known = cls.__dataclass_fields__
         return cls(**{key: value for key, value in fields.items() if key in known})
 
@@ -167,6 +185,10 @@ class MessageView:
             "context_length": self.context_length, "humans_only": self.humans_only,
             "reply_to_id": self.reply_to_id, "mentions": list(self.mentions),
             "has_receipt": self.has_receipt, "is_demo": self.is_demo,
+            "edited_at": self.edited_at.isoformat(timespec="milliseconds")
+            if self.edited_at else None,
+            "replaces_id": self.replaces_id, "replaced_by_id": self.replaced_by_id,
+            "quote_name": self.quote_name, "quote_text": self.quote_text,
         }
 
     # ---- what the partial prints (each label is read more than once per render) ----
@@ -186,6 +208,13 @@ class MessageView:
     def iso_time(self) -> str:
         return self.timestamp.isoformat(timespec="milliseconds") + "Z" if self.timestamp else ""
 
+    @cached_property
+    def edited_label(self) -> str:
+        """"Edited Wednesday 25 November 2026, 14:05 UTC" for the "edited" tag's title."""
+        if not self.edited_at:
+            return ""
+        return f"Edited {day_label_of(self.edited_at)}, {self.edited_at:%H:%M} UTC"
+
     @property
     def color(self) -> str | None:
         """The snapshot colour, only if it is a plain #RRGGBB (it lands in a style attribute)."""
@@ -200,6 +229,20 @@ class MessageView:
         if self.processing_time is not None:
             parts.append(f"{float(self.processing_time):.1f} s")
         return " · ".join(parts)
+
+
+QUOTE_LENGTH = 140
+
+
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_EMPHASIS = re.compile(r"[*_~`#>]+")
+
+
+def quote_of(text: str | None) -> str:
+    """The start of a message as a reply's quote shows it: one line of its words (links as
+    their text, no emphasis marks), at most QUOTE_LENGTH."""
+    line = " ".join(_EMPHASIS.sub("", _LINK.sub(r"\1", text or "")).split())
+    return line if len(line) <= QUOTE_LENGTH else line[: QUOTE_LENGTH - 1].rstrip() + "…"
 
 
 def day_of(timestamp: datetime | None) -> str:

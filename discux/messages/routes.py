@@ -68,20 +68,28 @@ def post(room_id: str):
     room, participant = _room_of_member(room_id)
     content = request.form.get("content", "")
     humans_only = request.form.get("humans_only") == "1"
+    reply_to = request.form.get("reply_to") or None
     try:
         if not utf8:
             raise service.InvalidMessage(
                 "The message contains bytes that are not valid UTF-8 text; nothing was sent.",
                 "content",
             )
+        if reply_to is not None and not ID_PATTERN.match(reply_to):
+            raise service.InvalidMessage("This form names no message to reply to; send it "
+                                         "again without the reply.", "reply_to")
         message = service.post_user_message(current_user._get_current_object(), room, content,
-                                            humans_only, participant=participant)
+                                            humans_only, participant=participant,
+                                            reply_to=reply_to)
         on_user_message(message)
     except DiscuxError as error:
         db.session.rollback()
         status = 422 if _is_htmx() else (400 if not utf8 else error.status)
+        # The quote stays while what it quotes is still there.
+        replied = (message_view(room.id, reply_to)
+                   if reply_to and ID_PATTERN.match(reply_to) else None)
         composer = composer_context(room, participant, text=content, error=error.message,
-                                    humans_only=humans_only)
+                                    humans_only=humans_only, reply=replied)
         if _is_htmx():
             return render_template("messages/_composer.html", composer=composer), status
         return render_template("messages/not_sent.html", room=room, composer=composer), status

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 
 from discux import plans
 from discux.errors import DiscuxError, Forbidden
@@ -16,6 +17,7 @@ from discux.extensions import db
 from discux.ids import new_id, utcnow
 from discux.messages.mentions import resolve_mentions
 from discux.messages.rendering import MessageView, render_markdown
+from discux.messages.signals import message_posted
 from discux.models import (
     Agent,
     Message,
@@ -30,8 +32,8 @@ from discux.realtime import publish
 from discux.rooms.permissions import can, membership
 
 __all__ = [
-    "MAX_LENGTH", "InvalidMessage", "MessageNotFound", "delete_message", "message_payload", "post_system_message",
-    "post_user_message", "publish_message_completed", "publish_message_created",
+    "MAX_LENGTH", "InvalidMessage", "MessageNotFound", "clear_history", "delete_message",
+    "edit_message", "may_edit", "message_payload", "post_system_message", "post_user_message", "publish_message_completed", "publish_message_created",
     "publish_message_delta", "record_deletion", "render_markdown", "room_agents",
     "validate_content",
 ]
@@ -143,12 +145,29 @@ def _insert_posted(message: Message) -> None:
         db.session.execute(_INSERT_MENTIONS, [_row_of(m) for m in message.mentions])
 
 
+def reply_target(room: Room, reply_to: str | None) -> Message | None:
+    """The message of `room` a new one answers (None for none), or InvalidMessage when the id
+    names nothing there (it was deleted meanwhile, or belongs elsewhere)."""
+    if not reply_to:
+        return None
+    target = db.session.scalar(sa.select(Message).where(
+        Message.id == str(reply_to)[:36], Message.room_id == room.id,
+        Message.replaced_by_id.is_(None)))
+    if target is None:
+        raise InvalidMessage("The message you were replying to is gone (deleted or cleared); "
+                             "your text is kept: send it without the reply, or pick another.",
+                             "reply_to")
+    return target
+
+
 def post_user_message(user: User, room: Room, content: str | None,
                       humans_only: bool = False,
-                      participant: RoomParticipant | None = None) -> Message:
+                      participant: RoomParticipant | None = None,
+                      reply_to: str | None = None) -> Message:
     """Validate, count it against the plan's monthly quota, resolve mentions, store, and push.
 
-    `participant` is the user's row in the room when the caller already has it."""
+    `participant` is the user's row in the room when the caller already has it; `reply_to`
+    the id of the message it answers (quoted above it)."""
     if participant is None or participant.user_id != user.id or participant.room_id != room.id:
         participant = membership(user, room.id)
     if not can(participant, "post", room):
@@ -157,6 +176,7 @@ def post_user_message(user: User, room: Room, content: str | None,
             else "You can't post in this room."
         )
     text = validate_content(content)
+    replied = reply_target(room, reply_to)
     # Rendered, and its mentions found, before the post's first write: on SQLite that write takes
     # the database's one write lock until the commit, and every other post waits for it. The id
     # and timestamp come after it, so one person's posts are numbered in the order they commit.
@@ -179,6 +199,7 @@ def post_user_message(user: User, room: Room, content: str | None,
         sender_name=user.display_name,
         status="complete",
         humans_only=bool(humans_only),
+        reply_to_id=replied.id if replied is not None else None,
         timestamp=utcnow(),  # the column's default, set here so the event carries it
     )
     # Ids are generated in mention order, so ORDER BY id gives the order they were written.
@@ -193,6 +214,8 @@ def post_user_message(user: User, room: Room, content: str | None,
         db.session.rollback()  # the message and its count go together, or neither
         raise
     publish(room.id, "message.created", message_payload(message))
+    message_posted.send(current_app._get_current_object(), message=message, room=room,
+                        poster=user)
     return message
 
 
@@ -240,10 +263,77 @@ def delete_message(user: User, room: Room, message_id: str) -> None:
         sa.select(Message).where(Message.id == message_id, Message.room_id == room.id)
     )
     require_may_delete(message, membership(user, room.id), room)
+    # A deleted regenerated reply gives the chat column back the version it had replaced.
+    restored = db.session.scalar(sa.select(Message).where(
+        Message.replaced_by_id == message_id, Message.room_id == room.id))
+    if restored is not None:
+        restored.replaced_by_id = None
     db.session.delete(message)
     record_deletion(room.id, message_id)
     db.session.commit()
     publish(room.id, "message.deleted", {"id": message_id})
+    if restored is not None:
+        publish(room.id, "message.updated", message_payload(restored))
+
+
+def may_edit(message: Message | MessageView, participant: RoomParticipant | None,
+             room: Room) -> bool:
+    """Only its author edits a message, while they may post in the room (not once it is
+    archived); nobody edits agents' or Discux's messages."""
+    return (participant is not None and message.type == "user"
+            and message.sender_id == participant.user_id and can(participant, "post", room))
+
+
+def require_may_edit(message, participant: RoomParticipant | None, room: Room) -> None:
+    """Raise unless `message` (None if missing) exists and the participant may edit it."""
+    if message is None:
+        raise MessageNotFound("That message does not exist (it may have been deleted).")
+    if not may_edit(message, participant, room):
+        raise Forbidden("You can only edit your own messages." if room.is_active
+                        else "This room is archived: it is read-only.")
+
+
+def edit_message(user: User, room: Room, message_id: str, content: str | None) -> Message:
+    """Replace the text of the user's own message, validated like a post, and show the new
+    text on every screen (marked "edited"). Agents read it from the next turn on; an edit
+    addresses nobody new: its mentions stay those of the post, and no agent is asked."""
+    message = db.session.scalar(
+        sa.select(Message).where(Message.id == message_id, Message.room_id == room.id))
+    require_may_edit(message, membership(user, room.id), room)
+    text = validate_content(content)
+    if text != message.content:
+        message.content = text
+        message.content_html = render_markdown(text)
+        message.edited_at = utcnow()  # changed_at moves with it: `?after=` replays the edit
+        db.session.commit()
+        publish(room.id, "message.updated", message_payload(message))
+    return message
+
+
+def clear_history(user: User, room: Room) -> Message:
+    """Delete every message of the room (staff only), tell every screen, and leave one system
+    message saying who did it. A reply still being written is spared: the caller stops the
+    agents first, and that reply ends "stopped" in place (its turn still holds the row)."""
+    participant = membership(user, room.id)
+    if not can(participant, "clear_history", room):
+        raise Forbidden("Only the owner and admins may clear this room's history."
+                        if room.is_active else "This room is archived: it is read-only.")
+    now = utcnow()
+    doomed = (sa.select(Message.id, Message.room_id, sa.literal(now))
+              .where(Message.room_id == room.id, Message.status != "streaming"))
+    # Sockets reconnecting with an older `?after=` are told each message went.
+    db.session.execute(sa.delete(MessageDeletion).where(
+        MessageDeletion.room_id == room.id,
+        MessageDeletion.message_id.in_(doomed.with_only_columns(Message.id))))
+    db.session.execute(sa.insert(MessageDeletion).from_select(
+        ["message_id", "room_id", "deleted_at"], doomed))
+    db.session.execute(sa.delete(Message).where(
+        Message.room_id == room.id, Message.status != "streaming"
+    ).execution_options(synchronize_session=False))
+    db.session.commit()
+    publish(room.id, "history.cleared", {"by": user.display_name})
+    return post_system_message(room, f"🧹 **{user.display_name}** cleared the history of "
+                                     "this room.")
 
 
 def record_deletion(room_id: str, message_id: str) -> None:

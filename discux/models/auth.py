@@ -45,6 +45,9 @@ class User(UserMixin, db.Model):
     )
     # Set by an instance admin (discux/admin): no sign-in, session or API token works meanwhile.
     disabled_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    # Opted in to an email when mentioned in a room they do not have open (discux/notifications).
+    email_mentions: Mapped[bool] = mapped_column(sa.Boolean, default=False,
+                                                 server_default=sa.false())
 
     @property
     def display_name(self) -> str:

@@ -29,6 +29,9 @@ class Message(db.Model):
         sa.Index("idx_messages_timestamp", "timestamp"),
         # A reconnecting socket asks for the room's messages changed since its `after` id.
         sa.Index("idx_room_changed_at", "room_id", "changed_at"),
+        # A regenerated reply's versions are found from either end (migration 0012).
+        sa.Index("idx_messages_replaces_id", "replaces_id"),
+        sa.Index("idx_messages_replaced_by_id", "replaced_by_id"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
@@ -66,6 +69,12 @@ class Message(db.Model):
     # what changed after the message it saw last (discux.realtime.sockets.replay).
     changed_at: Mapped[datetime | None] = mapped_column(TimestampMs, default=utcnow,
                                                         onupdate=utcnow)
+    # When its author last edited the text (NULL: never edited).
+    edited_at: Mapped[datetime | None] = mapped_column(TimestampMs)
+    # A regenerated agent reply and the version it replaces; the replaced one names its
+    # successor and leaves the chat column and the agents' context (discux.messages.versions).
+    replaces_id: Mapped[str | None] = mapped_column(sa.String(36))
+    replaced_by_id: Mapped[str | None] = mapped_column(sa.String(36))
 
     mentions = db.relationship(
         "MessageMention", cascade="all, delete-orphan", passive_deletes=True, lazy="selectin"

@@ -86,6 +86,10 @@ class RoomParticipant(db.Model):
     joined_at: Mapped[datetime | None] = mapped_column(
         Timestamp, default=utcnow, server_default=sa.func.current_timestamp()
     )
+    # The newest message this member has seen (UUIDv7 ids sort by time): unread = newer ones.
+    last_read_message_id: Mapped[str | None] = mapped_column(sa.String(36))
+    # When this member was last emailed about a mention here (one mail per room per 15 min).
+    mention_mailed_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
     room = db.relationship("Room")
     user = db.relationship("User")

@@ -33,6 +33,8 @@ class AgentGeneration(db.Model):
     handover_limit: Mapped[int] = mapped_column(sa.Integer)
     reply_limit: Mapped[int] = mapped_column(sa.Integer)
     planned: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    # A regeneration: the agent reply its one reply replaces (discux.messages.versions).
+    replaces_id: Mapped[str | None] = mapped_column(sa.String(36))
     created_at: Mapped[datetime | None] = mapped_column(TimestampMs, default=utcnow)
 
 

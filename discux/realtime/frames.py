@@ -25,7 +25,7 @@ MESSAGE_EVENTS = ("message.created", "message.completed", "message.updated")
 JSON_ONLY_EVENTS = ("summary.created",)
 EVENT_TYPES = frozenset({
     "message.created", "message.delta", "message.completed", "message.updated",
-    "message.deleted",
+    "message.deleted", "history.cleared",
     "agent.status", "typing", "presence", "summary.created",
 })
 
@@ -68,6 +68,8 @@ def render(event: dict, key: tuple, env: Environment) -> str:
                 f'{escape(data.get("delta", ""))}</div>')
     if kind == "message.deleted":
         return deleted_html(data.get("id", ""))
+    if kind == "history.cleared":
+        return cleared_html()
     if kind == "typing":
         return ('<div hx-swap-oob="beforeend:#typing-indicator">'
                 f'<span class="typing-user" data-user-id="{escape(data.get("user_id", ""))}">'
@@ -98,6 +100,13 @@ def message_html(env: Environment, view: MessageView, own: bool, can_delete: boo
 def deleted_html(message_id: str) -> str:
     """Removes the message from the page."""
     return f'<div id="message-{escape(message_id)}" hx-swap-oob="delete"></div>'
+
+
+def cleared_html() -> str:
+    """Empties the list (the system message saying who cleared it follows as its own event)
+    and takes away "Load earlier": there is nothing earlier any more."""
+    return ('<div id="messages" hx-swap-oob="innerHTML"></div>'
+            '<div hx-swap-oob="delete:#load-earlier"></div>')
 
 
 def rights_html(may_delete_own: bool, may_delete_any: bool) -> str | None:

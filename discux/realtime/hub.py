@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app, has_app_context
+from simple_websocket import ConnectionClosed
 
 from discux.realtime import frames
 from discux.realtime.broker import Broker, make_broker
@@ -110,6 +111,13 @@ class Connection:
             self._wake()
         return True
 
+    @property
+    def writing_behind(self) -> bool:
+        """Whether frames are waiting for this socket: its thread is writing or has a queue,
+        or the kernel took only part of a frame."""
+        with self._lock:
+            return self._busy or bool(self._items) or bool(self.ws.sock.unsent)
+
     def _sent_by_replay(self, message_id: str | None, piece_of: str | None) -> bool:
         if message_id is not None and message_id in self.replayed:
             self.replayed.discard(message_id)
@@ -148,8 +156,6 @@ class Connection:
 
     def serve(self, on_client_frame) -> None:
         """Write queued frames and read client frames until the socket ends."""
-        from simple_websocket import ConnectionClosed
-
         ws = self.ws
         poller = select.poll()
         poller.register(ws.sock.fileno(), select.POLLIN)

@@ -1,4 +1,6 @@
-"""simple-websocket's Server with what a broadcasting room needs (NOTES.md, WebSockets):
+"""simple-websocket's Server with what a broadcasting room needs, reached only through the
+libraries' public doors (a subclass of simple-websocket's `Server` with its documented
+`thread_class`/`event_class` options, wsproto's events, a subclass of flask-sock's `Sock`):
 
 - every write to the TCP socket (our frames, pongs, pings and close replies) goes through one
   lock with `sendall`, so frames never interleave or go out half-sent; the rest of a frame a
@@ -12,12 +14,13 @@
   context takeover a shared frame would corrupt the socket's later messages);
 - `abort()` shuts a stuck socket from another thread without waiting for its lock.
 
-flask-sock builds `flask_sock.Server`; `install()` points it at this class.
+`sock.route` (a `RoomSock`) makes each socket route build a RoomSocketServer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import select
 import socket
 import ssl
@@ -25,11 +28,20 @@ import struct
 import threading
 import time
 import zlib
-from functools import cached_property
+from functools import wraps
 
 import flask_sock
+from flask import Response, current_app, request
 from simple_websocket import ConnectionClosed, Server
-from wsproto.events import AcceptConnection, Ping, Request
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    Pong,
+    Request,
+    TextMessage,
+)
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError
@@ -146,17 +158,25 @@ def encode_text_frame(text: str, group: tuple) -> bytes:
     return header + payload
 
 
-class _HandshakeDone:
-    """What `WSConnection` still asks its handshake once the connection is open: nothing."""
-
-    connection = None
-
-    @staticmethod
-    def events():
-        return iter(())
+EXTENSIONS_HEADER = re.compile(rb"^sec-websocket-extensions:[ \t]*(.*?)[ \t]*$",
+                               re.IGNORECASE | re.MULTILINE)
+WINDOW_BITS = re.compile(r"server_max_window_bits=(\d+)")
 
 
-HANDSHAKE_DONE = _HandshakeDone()
+def frame_group_of(handshake_answer: bytes) -> tuple | None:
+    """Which sockets may share this one's frames, from the extensions our own handshake
+    answer agreed to: PLAIN (none), ("deflate", window bits) without server context takeover,
+    or None (encode for this socket alone)."""
+    found = EXTENSIONS_HEADER.search(handshake_answer.split(b"\r\n\r\n", 1)[0])
+    if found is None:
+        return PLAIN
+    agreed = found.group(1).decode("latin-1")
+    params = [part.strip() for part in agreed.split(";")]
+    if "," in agreed or params[0] != "permessage-deflate" or (
+            "server_no_context_takeover" not in params):
+        return None
+    bits = WINDOW_BITS.search(agreed)
+    return ("deflate", int(bits.group(1)) if bits else 15)
 
 
 class RoomSocketServer(Server):
@@ -171,6 +191,9 @@ class RoomSocketServer(Server):
         # per-socket Event or selector.
         kwargs["thread_class"] = _NoReaderThread
         kwargs["event_class"] = _NoEvent
+        self.frame_group: tuple | None = None  # set by the handshake
+        self._message_parts: list[str | bytes] = []
+        self._message_size = 0
         super().__init__(environ, *args, **kwargs)
 
     # ---- writes: all under the socket's lock ----
@@ -203,24 +226,9 @@ class RoomSocketServer(Server):
                                                   client_no_context_takeover=True)],
                 ))
         if answer:
+            self.frame_group = frame_group_of(answer)
             self.sock.send(answer)
-            # The h11 parser and the opening request would otherwise live as long as the socket.
-            self.ws.handshake = HANDSHAKE_DONE
         self.connected = bool(answer)
-
-    @cached_property
-    def frame_group(self) -> tuple | None:
-        """Sockets of one group get byte-identical frames; None: encode for this socket only."""
-        try:
-            extensions = self.ws.connection._proto.extensions
-        except AttributeError:  # a wsproto without these internals: encode per socket
-            return None
-        if not extensions:
-            return PLAIN
-        if len(extensions) == 1 and isinstance(extensions[0], PerMessageDeflate) and (
-                extensions[0].server_no_context_takeover):
-            return ("deflate", extensions[0].server_max_window_bits)
-        return None
 
     def send_frame(self, frame: OutboundFrame) -> None:
         """Send a broadcast frame, reusing its encoded bytes when this connection allows it."""
@@ -272,14 +280,47 @@ class RoomSocketServer(Server):
             if not data:
                 raise ConnectionResetError
             self.ws.receive_data(data)
-            self.connected = self._handle_events()
+            with self.sock.lock:  # a pong or close reply never lands inside a frame
+                self.connected = self.take_events()
         except (OSError, LocalProtocolError):
             self.connected = False
         return self.connected
 
-    def _handle_events(self):
-        with self.sock.lock:
-            return super()._handle_events()
+    def take_events(self) -> bool:
+        """Act on wsproto's events for what arrived: whole messages go to `input_buffer`, pings
+        are answered, a close is replied to. False once the connection is over."""
+        answer = b""
+        going = True
+        for event in self.ws.events():
+            if isinstance(event, CloseConnection):
+                answer += self.ws.send(event.response())
+                self.close_reason, self.close_message = event.code, event.reason
+                going = False
+                break
+            if isinstance(event, Ping):
+                answer += self.ws.send(event.response())
+            elif isinstance(event, Pong):
+                self.pong_received = True
+            elif isinstance(event, TextMessage | BytesMessage) and not self._take_part(event):
+                answer += self.ws.send(CloseConnection(CloseReason.MESSAGE_TOO_BIG,
+                                                       "Message is too big"))
+                going = False
+                break
+        if answer:
+            self.sock.send(answer)
+        return going
+
+    def _take_part(self, event: TextMessage | BytesMessage) -> bool:
+        """Add a piece of a client message; False when the message is over the size limit."""
+        self._message_size += len(event.data)
+        if self.max_message_size and self._message_size > self.max_message_size:
+            return False
+        self._message_parts.append(event.data)
+        if event.message_finished:
+            joiner = "" if isinstance(event, TextMessage) else b""
+            self.input_buffer.append(joiner.join(self._message_parts))
+            self._message_parts, self._message_size = [], 0
+        return True
 
     def ping(self) -> bool:
         """Ping the client; close it (False) if it did not answer the previous ping."""
@@ -333,6 +374,46 @@ class _NoEvent:
         pass
 
 
-def install() -> None:
-    """Make flask-sock build RoomSocketServer for every socket route."""
-    flask_sock.Server = RoomSocketServer
+class SocketEnded(Response):
+    """The WSGI answer once a socket has ended: under gunicorn nothing more may be written to
+    the connection (StopIteration tells its worker so, as flask-sock does); Werkzeug writes an
+    empty response to the closed socket, which goes nowhere."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+
+    def __call__(self, environ, start_response):
+        if self.mode == "gunicorn":
+            raise StopIteration()
+        if self.mode == "werkzeug":
+            return super().__call__(environ, start_response)
+        return []
+
+
+class RoomSock(flask_sock.Sock):
+    """flask-sock's extension, except that its routes get a RoomSocketServer: its `route` builds
+    a plain simple-websocket Server and takes no class to build instead."""
+
+    def route(self, path, bp=None, **kwargs):
+        def decorator(view):
+            @wraps(view)
+            def socket_route(*args, **view_args):
+                ws = RoomSocketServer(request.environ,
+                                      **current_app.config.get("SOCK_SERVER_OPTIONS", {}))
+                with contextlib.suppress(ConnectionClosed):
+                    view(ws, *args, **view_args)
+                with contextlib.suppress(ConnectionClosed, OSError):
+                    ws.close()
+                return SocketEnded(ws.mode)
+
+            if bp is None:
+                raise TypeError("RoomSock routes live on a blueprint: pass bp=")
+            bp.route(path, websocket=True, **kwargs)(socket_route)
+            return socket_route
+
+        return decorator
+
+
+# Routes go on blueprints, so no app needs binding (`init_app`).
+sock = RoomSock()

@@ -18,18 +18,18 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, g, request
 from flask_login import current_user
 
-from discux.extensions import db, sock
+from discux.extensions import db
 from discux.external import site_origin
 from discux.messages.history import ID_PATTERN, id_epoch_ms
 from discux.messages.rendering import MessageView
 from discux.models import Message, MessageDeletion, Room, User
-from discux.realtime import frames, server
+from discux.realtime import frames
 from discux.realtime.hub import Connection, hub_for
+from discux.realtime.server import sock
 from discux.rooms.permissions import can, membership
 from discux.rooms.signals import role_changed
 
 bp = Blueprint("realtime", __name__)
-server.install()
 
 REPLAY_CHUNK = 100
 REPLAY_LIMIT = 1000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import render_template
+from flask import after_this_request, render_template
 from wtforms.fields.choices import SelectChoice
 
 from discux.discussion.briefs import current_brief
@@ -18,6 +18,7 @@ from discux.models import Agent, Room, RoomAgent, RoomInvitation, RoomParticipan
 from discux.realtime import presence_states
 from discux.rooms.forms import AddAgentForm, SettingsForm, TransferForm, form_view
 from discux.rooms.permissions import allowed_actions, can_manage
+from discux.rooms.read_marks import mark_read
 from discux.rooms.service import agents_user_may_add
 
 ROLE_ORDER = {"owner": 0, "admin": 1, "member": 2}
@@ -87,6 +88,24 @@ def addable_agents(room: Room, user: User) -> list[sa.Row]:
     return list(db.session.execute(_ADDABLE, {"room_id": room.id, "user_id": user.id}))
 
 
+def composer_feedback(room: Room, participant: RoomParticipant, allowed: dict,
+                      agents: list[AgentRow], addable: list[sa.Row]) -> dict:
+    """What static/composer-feedback.js and static/notifications.js know of the room: its
+    agents, the agents the viewer could bring in (and whether they may), who the viewer is."""
+    user = participant.user
+    return {
+        "room_id": room.id,
+        "room_name": room.name,
+        "me": {"id": user.id, "name": user.display_name},
+        "agents": [row.agent.name for row in agents],
+        "addable": [{"id": row.id, "name": row.name, "emoji": row.emoji or "🤖"}
+                    for row in addable],
+        "may_add": bool(allowed["add_agent"]),
+        "add_url": f"/rooms/{room.id}/agents",
+        "read_url": f"/rooms/{room.id}/read",
+    }
+
+
 def invitation_rows(room: Room) -> list[InvitationRow]:
     """Every invitation of the room, newest first, with its status and who made it."""
     now = utcnow()
@@ -124,13 +143,14 @@ def room_page_context(room: Room, participant: RoomParticipant, **overrides) -> 
             "allow_agent_creation": settings.allow_agent_creation,
             "auto_summarize": settings.auto_summarize,
         })
+    addable = addable_agents(room, user)
     if allowed["add_agent"]:
         add_agent_form = form_view(AddAgentForm, refused["add_agent_form"], choices={
             "agent_id": [
                 SelectChoice(agent.id, f"{agent.emoji} {agent.name}",
                              optgroup="Your agents" if agent.created_by == user.id
                              else "Public agents")
-                for agent in addable_agents(room, user)
+                for agent in addable
             ]})
     if allowed["transfer_ownership"]:
         transfer_form = form_view(TransferForm, refused["transfer_form"], choices={
@@ -150,11 +170,30 @@ def room_page_context(room: Room, participant: RoomParticipant, **overrides) -> 
         "chat": overrides.pop("chat", None) or chat_context(
             room, participant, agents=[row.agent for row in agents]),
         "brief": current_brief(room.id),
+        "feedback": composer_feedback(room, participant, allowed, agents, addable),
         # Who has the room open right now, so the dots are right before the socket says more.
         "presence": presence_states(room.id),
     }
     context.update(overrides)
+    _read_on_view(participant, context["chat"])
     return context
+
+
+def _read_on_view(participant: RoomParticipant, chat: dict) -> None:
+    """The viewer has now seen the newest message; the chat column still knows where they had
+    read up to (`chat["last_read_id"]`, for an unread divider). Moved after the page is
+    rendered, so the commit does not expire what the template reads; nothing is written on a
+    view that shows nothing new."""
+    chat["last_read_id"] = participant.last_read_message_id
+    newest_id = chat.get("newest_id")
+    if chat.get("window_around") or not newest_id or \
+            (participant.last_read_message_id or "") >= newest_id:
+        return
+
+    @after_this_request
+    def _mark(response):
+        mark_read(participant, newest_id)
+        return response
 
 
 def render_room(room: Room, participant: RoomParticipant, status: int = 200, **overrides):

@@ -11,6 +11,7 @@ from discux.errors import DiscuxError
 from discux.extensions import limiter
 from discux.llm.base import LLMError
 from discux.llm.registry import get_provider
+from discux.notifications.routes import notification_settings
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -37,6 +38,7 @@ def _settings_page(status: int = 200, token_form: ApiTokenForm | None = None,
         },
         unlimited=plans.UNLIMITED,
         provider=get_provider(),
+        notifications=notification_settings(current_user),
     ), status
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import requests
 import simple_websocket
+from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 
 from discux.auth.sessions import COOKIE_NAME
 
@@ -28,7 +29,19 @@ class Client(simple_websocket.Client):
 
     def handshake(self):
         super().handshake()
-        self.connected = self._handle_events()  # before the reader thread starts
+        parts: list = []
+        for event in self.ws.events():  # the rest of that read, before the reader thread starts
+            if isinstance(event, TextMessage | BytesMessage):
+                parts.append(event.data)
+                if event.message_finished:
+                    self.input_buffer.append(("" if isinstance(event, TextMessage) else b"")
+                                             .join(parts))
+                    parts = []
+            elif isinstance(event, Ping):
+                self.sock.send(self.ws.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                self.close_reason, self.close_message = event.code, event.reason
+                self.connected = False
 
 
 def connect(base_url: str, room_id: str, token: str | None, *, fmt: str | None = "json",

@@ -1,0 +1,1 @@
+"""Unread counts, read markers, the first-run dashboard and mention emails."""
