@@ -144,6 +144,15 @@
   }
   markRead();
 
+  // ---- pinned to the latest while you read it: a message that grows (a streaming reply, the
+  // action buttons static/message-actions.js adds, an opened receipt) keeps the bottom in view ----
+  if (!firstUnread) scroller.scrollTop = scroller.scrollHeight;
+  let pinned = nearBottom();
+  scroller.addEventListener("scroll", () => { pinned = nearBottom(); }, { passive: true });
+  new ResizeObserver(() => {
+    if (pinned) scroller.scrollTop = scroller.scrollHeight;
+  }).observe(messages);
+
   // ---- "N new messages ↓" while you read further up; one polite line per new message ----
   const pill = document.getElementById("new-messages");
   const announcer = document.getElementById("chat-announcer");
