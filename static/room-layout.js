@@ -73,24 +73,44 @@
     if (opened && narrow.matches) setDrawer(true, false);
   }
 
-  // ---- the Invite dialog: the room's invitations page, fetched into a <dialog> ----
-  for (const opener of document.querySelectorAll("[data-opens-dialog]")) {
-    const dialog = document.getElementById(opener.dataset.opensDialog);
-    if (!dialog || typeof dialog.showModal !== "function" || !window.htmx) continue;
-    const body = dialog.querySelector("#invite-dialog-body");
+  // ---- the Invite dialog: the room's invitations page (the link's href), fetched into a
+  // <dialog> made on first use ----
+  function makeDialog(title) {
+    const dialog = document.createElement("dialog");
+    dialog.className = "invite-dialog";
+    dialog.setAttribute("aria-labelledby", "invite-dialog-title");
+    const article = document.createElement("article");
+    const header = document.createElement("header");
+    const close = Object.assign(document.createElement("button"), { type: "button", className: "dialog-close", textContent: "×" });
+    close.setAttribute("aria-label", "Close");
+    close.dataset.closesDialog = "";
+    const heading = Object.assign(document.createElement("h2"), { id: "invite-dialog-title", textContent: title });
+    const body = Object.assign(document.createElement("div"), { id: "invite-dialog-body" });
+    body.setAttribute("aria-live", "polite");
+    header.append(close, heading);
+    article.append(header, body);
+    dialog.append(article);
+    dialog.addEventListener("click", (event) => {
+      if (event.target === dialog || event.target.closest("[data-closes-dialog]")) dialog.close();
+    });
+    page.append(dialog);
+    return dialog;
+  }
+  for (const opener of document.querySelectorAll("a[data-dialog-title]")) {
+    if (typeof HTMLDialogElement !== "function" || !window.htmx) continue;
+    let dialog = null;
     opener.addEventListener("click", (event) => {
       event.preventDefault();
+      dialog = dialog || makeDialog(opener.dataset.dialogTitle);
+      const body = dialog.querySelector("#invite-dialog-body");
       dialog.showModal();
       if (!body.firstElementChild) {
-        htmx.ajax("GET", dialog.dataset.source, { target: body, swap: "innerHTML" }).then(() => {
+        htmx.ajax("GET", opener.getAttribute("href"), { target: body, swap: "innerHTML" }).then(() => {
           const field = body.querySelector("input:not([type=hidden]), select");
           // Only while nothing else was chosen since the dialog opened (its Close button).
           if (field && dialog.open && document.activeElement === dialog.querySelector("[data-closes-dialog]")) field.focus();
         });
       }
-    });
-    dialog.addEventListener("click", (event) => {
-      if (event.target === dialog || event.target.closest("[data-closes-dialog]")) dialog.close();
     });
   }
 
