@@ -65,6 +65,8 @@ def test_owner_makes_a_link_and_sees_it_listed_as_open(app, client, csrf_token, 
         assert stored != token and len(stored) == 64
     # The link is shown once; a later visit lists the invitation without it.
     assert "/invite/" not in client.get(f"/rooms/{room_id}").get_data(as_text=True)
+    later = client.get(f"/rooms/{room_id}/invitations").get_data(as_text=True)
+    assert "/invite/" not in later and "status-open" in later
 
 
 def test_htmx_invite_answers_with_the_invitations_section_only(client, csrf_token, login, room):
@@ -118,7 +120,7 @@ def test_expiry_choices(app, client, csrf_token, login, room, choice, lifetime):
 def test_default_expiry_is_seven_days(client, login, room):
     room_id, owner = room
     login(owner)
-    page = client.get(f"/rooms/{room_id}").get_data(as_text=True)
+    page = client.get(f"/rooms/{room_id}/invitations").get_data(as_text=True)
     assert '<option selected value="7d">7 days</option>' in page
 
 
@@ -165,7 +167,7 @@ def test_joining_lands_in_the_room_and_marks_the_link_used(app, client, csrf_tok
     used_at, used_by, _ = invitation_row(app, token)
     assert used_at is not None and used_by == guest.id
     login(owner)
-    assert "status-used" in client.get(f"/rooms/{room_id}").get_data(as_text=True)
+    assert "status-used" in client.get(f"/rooms/{room_id}/invitations").get_data(as_text=True)
 
 
 def test_joining_twice_is_harmless(app, client, csrf_token, login, make_user, room):
@@ -286,7 +288,8 @@ def test_revoked_link_stops_working(app, client, csrf_token, login, make_user, r
     response = client.post(f"/rooms/{room_id}/invitations/{invitation_id}/revoke",
                            data={"csrf_token": csrf_token()})
     assert response.status_code == 303
-    page = client.get(f"/rooms/{room_id}").get_data(as_text=True)
+    assert response.headers["Location"] == f"/rooms/{room_id}/invitations"
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Invitation revoked" in page and "status-revoked" in page
     login(make_user())
     assert client.get(f"/invite/{token}").status_code == 410

@@ -154,6 +154,7 @@ def test_owner_clears_the_history_and_the_other_person_sees_it_go(server, room, 
     send(ana, "Old plan one")
     send(ana, "Old plan two")
     expect(bo.locator("#messages .message", has_text="Old plan two")).to_be_visible()
+    ana.get_by_role("tab", name="Settings").click()  # the room's admin actions live there
     ana.get_by_role("button", name="Clear history…").click()
     expect(ana.get_by_role("heading", name="Clear the history of “Roadmap”?")).to_be_visible()
     ana.get_by_role("button", name="Clear the history").click()

@@ -23,12 +23,14 @@ def test_invite_link_brings_a_signed_out_person_into_the_room(live_server, signe
     room_url = page_a.url
     expect(page_a.get_by_role("heading", name="Launch plan")).to_be_visible()
 
-    page_a.get_by_label("Link expires after").select_option(label="7 days")
     page_a.get_by_role("button", name="Invite", exact=True).click()
-    link_box = page_a.get_by_label("Invitation link")
+    invite = page_a.get_by_role("dialog", name="Invite people to Launch plan")
+    invite.get_by_label("Link expires after").select_option(label="7 days")
+    invite.get_by_role("button", name="Create link").click()
+    link_box = invite.get_by_label("Invitation link")
     expect(link_box).to_have_value(re.compile(r"/invite/[A-Za-z0-9_-]{43}$"))
     link = link_box.input_value()
-    expect(page_a.locator(".invitation-list")).to_contain_text("open")
+    expect(invite.locator(".invitation-list")).to_contain_text("open")
 
     page_b = new_context().new_page()
     page_b.goto(link)
@@ -51,4 +53,5 @@ def test_invite_link_brings_a_signed_out_person_into_the_room(live_server, signe
     people_a = page_a.locator("#people")
     expect(people_a).to_contain_text("Ben Baker")
     expect(people_a).to_contain_text("Ana Alvarez")
-    expect(page_a.locator(".invitation-list")).to_contain_text("used")
+    page_a.get_by_role("button", name="Invite", exact=True).click()
+    expect(page_a.get_by_role("dialog").locator(".invitation-list")).to_contain_text("used")

@@ -167,7 +167,8 @@ def test_archived_room_is_read_only(app, client, csrf_token, login, make_user):
     client.post(f"/rooms/{room_id}/archive", data={"csrf_token": csrf_token()})
     page = client.get(f"/rooms/{room_id}").get_data(as_text=True)
     assert "This room is archived: it is read-only" in page
-    assert "Add agent</button>" not in page and "Invite</button>" not in page
+    assert "Add agent</button>" not in page and ">Invite</a>" not in page
+    assert client.get(f"/rooms/{room_id}/invitations").status_code == 403
     assert "Unarchive room" in page
     for path, data in ((f"/rooms/{room_id}/agents", {"agent_id": agent_id}),
                        (f"/rooms/{room_id}/invitations", {"expiry": "7d"}),
@@ -178,7 +179,9 @@ def test_archived_room_is_read_only(app, client, csrf_token, login, make_user):
     with app.app_context():
         assert db.session.scalar(sa.select(Room.name)) == "Quiet room"
     client.post(f"/rooms/{room_id}/unarchive", data={"csrf_token": csrf_token()})
-    assert "Invite</button>" in client.get(f"/rooms/{room_id}").get_data(as_text=True)
+    assert ">Invite</a>" in client.get(f"/rooms/{room_id}").get_data(as_text=True)
+    invitations = client.get(f"/rooms/{room_id}/invitations").get_data(as_text=True)
+    assert "Create link</button>" in invitations
 
 
 def test_delete_asks_naming_the_room_then_removes_everything(app, client, csrf_token, login,

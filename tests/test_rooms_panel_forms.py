@@ -85,13 +85,18 @@ def busy_room(app, make_user):
         return room.id, {"owner": owner, "admin": admin, "member": member}, ids
 
 
-def test_every_panel_form_posts_with_a_csrf_token_and_labelled_fields(client, login, busy_room):
+@pytest.mark.parametrize(("path", "actions"), [
+    ("", ("/settings", "/agents", "/transfer")),
+    ("/invitations", ("/invitations",)),  # the room's Invite opens this page (in a dialog with JS)
+])
+def test_every_panel_form_posts_with_a_csrf_token_and_labelled_fields(client, login, busy_room,
+                                                                       path, actions):
     room_id, users, _ = busy_room
     login(users["owner"])
-    page = forms_of(client.get(f"/rooms/{room_id}").get_data(as_text=True))
+    page = forms_of(client.get(f"/rooms/{room_id}{path}").get_data(as_text=True))
     posting = [f for f in page.forms if f["method"] == "post"]
-    for action in ("/settings", "/agents", "/transfer", f"/rooms/{room_id}/invitations"):
-        assert page.form(action)
+    for action in actions:
+        assert page.form(f"/rooms/{room_id}{action}")
     for form in posting:
         assert form["fields"]["csrf_token"]["value"], form["action"]
     named = [field for form in posting for field in (*form["fields"].values(),
@@ -177,7 +182,10 @@ def test_refused_transfer_keeps_the_choice_and_says_why(app, client, csrf_token,
 def test_invitations_list_says_who_made_each_and_its_state(client, login, busy_room):
     room_id, users, _ = busy_room
     login(users["owner"])
-    html = client.get(f"/rooms/{room_id}").get_data(as_text=True)
+    room_page = client.get(f"/rooms/{room_id}").get_data(as_text=True)
+    # Invite, in the room's header, opens the invitations page.
+    assert f'href="/rooms/{room_id}/invitations" role="button"' in room_page
+    html = client.get(f"/rooms/{room_id}/invitations").get_data(as_text=True)
     section = html[html.index('id="invitations"'):]
     assert section.count("by Olive") == 2
     assert "status-open" in section and "for friend@example.com" in section

@@ -244,9 +244,11 @@ def test_room_page_shows_only_what_the_role_may_do(client, login, scene):
     member_page = client.get(f"/rooms/{scene.room}").get_data(as_text=True)
     login(scene.owner)
     owner_page = client.get(f"/rooms/{scene.room}").get_data(as_text=True)
-    for control in ("Invite</button>", "Save settings", "Delete room", "Transfer ownership",
+    for control in (">Invite</a>", "Save settings", "Delete room", "Transfer ownership",
                     "Change role", "Remove Critic"):
         assert control in owner_page
         assert control not in member_page
     assert "Leave room" in member_page
     assert "Leave room" not in owner_page
+    login(scene.member)
+    assert client.get(f"/rooms/{scene.room}/invitations").status_code == 403

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from discux.extensions import db, limiter
@@ -13,7 +13,7 @@ from discux.invitations.forms import InviteForm
 from discux.invitations.service import InvitationUnavailable
 from discux.models import Room
 from discux.rooms.access import room_for, sign_in_required
-from discux.rooms.panel import invitations_context, render_room
+from discux.rooms.panel import invitations_context
 from discux.rooms.permissions import membership
 from discux.rooms.service import agent_count, member_count
 
@@ -24,13 +24,21 @@ def invite_url(token: str) -> str:
     return external_url("invitations.show", token=token)
 
 
-def _render_section_or_room(room, participant, status: int, **section):
-    # htmx swaps just the invitations section; without JavaScript the whole room page returns.
-    if request.headers.get("HX-Request"):
-        return render_template(
-            "invitations/_section.html", **invitations_context(room, participant, **section)
-        ), status
-    return render_room(room, participant, status, **section)
+def _render_section_or_page(room, participant, status: int, **section):
+    # htmx (the room's Invite dialog) swaps just the section; without JavaScript the whole page.
+    fragment = request.headers.get("HX-Request")
+    template = "invitations/_section.html" if fragment else "invitations/index.html"
+    response = make_response(render_template(
+        template, **invitations_context(room, participant, **section)), status)
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.get("/rooms/<room_id>/invitations")
+@sign_in_required
+def index(room_id: str):
+    room, participant = room_for(current_user, room_id, "invite")
+    return _render_section_or_page(room, participant, 200)
 
 
 @bp.post("/rooms/<room_id>/invitations")
@@ -39,12 +47,12 @@ def create(room_id: str):
     room, participant = room_for(current_user, room_id, "invite")
     form = InviteForm()
     if not form.validate_on_submit():
-        return _render_section_or_room(room, participant, 422, invite_form=form)
+        return _render_section_or_page(room, participant, 422, invite_form=form)
     _, token = service.create_invitation(
         current_user, room, form.email.data, form.expiry.data
     )
     # The token is stored only as a hash: this response is the one time the link is shown.
-    return _render_section_or_room(
+    return _render_section_or_page(
         room, participant, 201, invite_form=None, new_invite_link=invite_url(token),
     )
 
@@ -52,10 +60,12 @@ def create(room_id: str):
 @bp.post("/rooms/<room_id>/invitations/<invitation_id>/revoke")
 @sign_in_required
 def revoke(room_id: str, invitation_id: str):
-    room, _ = room_for(current_user, room_id, "invite")
+    room, participant = room_for(current_user, room_id, "invite")
     service.revoke_invitation(current_user, room, invitation_id)
+    if request.headers.get("HX-Request"):
+        return _render_section_or_page(room, participant, 200)
     flash("Invitation revoked: that link no longer works.", "info")
-    return redirect(url_for("rooms.show", room_id=room.id, _anchor="invitations"), 303)
+    return redirect(url_for("invitations.index", room_id=room.id), 303)
 
 
 def _masked(email: str) -> str:

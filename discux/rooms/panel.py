@@ -1,4 +1,4 @@
-"""What the room page shows beside the chat: people, agents, settings, invitations."""
+"""What the room page shows beside the chat (people, agents, settings); the room's invitations."""
 
 from __future__ import annotations
 
@@ -177,10 +177,6 @@ def room_page_context(room: Room, participant: RoomParticipant, **overrides) -> 
         # Who has the room open right now, so the dots are right before the socket says more.
         "presence": presence_states(room.id),
     }
-    context.update(invitations_context(
-        room, participant, overrides.pop("invite_form", None),
-        overrides.pop("new_invite_link", None),
-    ))
     context.update(overrides)
     _read_on_view(participant, context["chat"])
     return context
