@@ -28,7 +28,7 @@ from discux.api.shapes import (
     user_shape,
 )
 from discux.auth.accounts import DISABLED_MESSAGE
-from discux.discussion.engine import on_user_message
+from discux.discussion.engine import agent_turns_for
 from discux.errors import DiscuxError
 from discux.extensions import csrf, db, limiter
 from discux.invitations import service as invitations
@@ -363,10 +363,9 @@ def post_message(room_id: str):
     body = json_body()
     content = body.string("content", required=True)
     humans_only = body.boolean("humans_only")
+    # Exactly as the page's composer: the agents it mentions start answering.
     message = messages.post_user_message(me(), room, content, humans_only is True,
-                                         participant=participant)
-    # Exactly what the page's composer does next: the agents it mentions start answering.
-    on_user_message(message)
+                                         participant=participant, along=agent_turns_for)
     return jsonify(messages.message_payload(message)), 201
 
 

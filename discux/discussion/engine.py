@@ -149,6 +149,29 @@ class RoomRunner:
         self.wake: threading.Timer | None = None  # kicks the room when its waiting turn may start
 
 
+@dataclass
+class StagedGeneration:
+    """A generation whose turns are written in a transaction not yet committed (a post's own),
+    holding the room's lease if this process took it."""
+
+    engine: Engine
+    runner: RoomRunner
+    trigger_id: str
+    has_agents: bool
+    cancel_current: bool
+    lease: turns.Lease | None
+    first: turns.Claimed | None
+
+    def start(self) -> None:
+        """The transaction committed: run the turns."""
+        self.engine._start_staged(self)
+
+    def abandon(self) -> None:
+        """The transaction was rolled back: nothing was stored, let go of the lease."""
+        if self.lease is not None:
+            self.engine._hand_back(self.runner, self.lease)
+
+
 class RequestThreads:
     """The threads that send turns' model requests, counting how many are taken."""
 
@@ -223,9 +246,25 @@ class Engine:
     # ---- entry points (called on request threads) ----
     def start_generation(self, room_id: str, trigger_id: str, agent_ids: list[str],
                          handover_limit: int = MAX_HANDOVERS, cancel_current: bool = True) -> None:
+        staged = self.stage_generation(room_id, trigger_id, agent_ids, handover_limit,
+                                       cancel_current)
+        try:
+            db.session.commit()
+        except BaseException:
+            staged.abandon()
+            raise
+        staged.start()
+
+    def stage_generation(self, room_id: str, trigger_id: str, agent_ids: list[str],
+                         handover_limit: int = MAX_HANDOVERS,
+                         cancel_current: bool = True) -> StagedGeneration:
+        """Write a generation's turns in the session's transaction (the caller commits, then
+        calls `start()`, or `abandon()` when the commit failed)."""
         runner = self.runner(room_id)
         first, lease = None, None
         if cancel_current:
+            # Before the rows are written: a turn of this room deciding now whether to go back
+            # to the queue for its rate limit must see that it was cancelled.
             self._cancel_here(runner, before=trigger_id)
         if agent_ids:
             with runner.lock:
@@ -240,26 +279,34 @@ class Engine:
                 first = turns.queue_generation(
                     room_id, trigger_id, agent_ids[:MAX_REPLIES], handover_limit=handover_limit,
                     reply_limit=MAX_REPLIES, cancel_queued=cancel_current,
-                    start_first=lease is not None)
+                    start_first=lease is not None, commit=False)
             except BaseException:
                 if lease is not None:
                     self._hand_back(runner, lease)
                 raise
         elif cancel_current:
-            turns.cancel_queued_replies(room_id)
-        if first is not None:
-            turn = turn_of(first)
+            turns.cancel_queued_replies(room_id, commit=False)
+        return StagedGeneration(self, runner, trigger_id, bool(agent_ids), cancel_current,
+                                lease, first)
+
+    def _start_staged(self, staged: StagedGeneration) -> None:
+        runner, trigger_id = staged.runner, staged.trigger_id
+        room_id = runner.room_id
+        if staged.first is not None:
+            turn = turn_of(staged.first)
             with runner.lock:  # before any Stop can look for it
                 runner.generation = turn.generation
-        if cancel_current:
+        if staged.lease is not None:
+            # Handed to an agent thread before the cancel event goes out: the turn's first
+            # token waits for nothing else.
+            self.pool.submit(self._drain, runner, staged.lease, staged.first)
+        elif staged.has_agents:
+            self.kick(room_id)
+        if staged.cancel_current:
             # The reply running now (on this worker or another) is older: it stops, and its
             # worker, still holding the room's lease, goes on with this generation.
             self.hub.publish({"type": CANCEL_EVENT, "room_id": room_id, "html": None,
                               "data": {"before": trigger_id}})
-        if lease is not None:
-            self.pool.submit(self._drain, runner, lease, first)
-        elif agent_ids:
-            self.kick(room_id)
 
     def _hand_back(self, runner: RoomRunner, lease: turns.Lease) -> None:
         lease.release()
@@ -566,7 +613,34 @@ def start_engines() -> None:
 
 
 def on_user_message(message: Message) -> None:
-    """Start the agents a just-posted message mentions, in mention order.
+    """Start the agents a just-posted (committed) message mentions; see agent_turns_for."""
+    staged = agent_turns_for(message)
+    if staged.staged is not None:
+        db.session.commit()
+    staged.start()
+
+
+class PostTurns:
+    """What a post sets off in the engine: its agents' turns, stored in the post's own
+    transaction (so they are durable the moment the message is), started after its commit."""
+
+    def __init__(self, message: Message, staged: StagedGeneration | None):
+        self.room_id = message.room_id
+        self.staged = staged
+
+    def start(self) -> None:
+        if self.staged is not None:
+            self.staged.start()
+        maybe_auto_summarize(self.room_id)
+
+    def abandon(self) -> None:
+        if self.staged is not None:
+            self.staged.abandon()
+
+
+def agent_turns_for(message: Message) -> PostTurns:
+    """Store, in the session's transaction, the turns of the agents a message being posted
+    mentions, in mention order (post_user_message's `along`).
 
     A message that addresses agents cancels whatever agents were still doing in the room; one
     that addresses none (or is humans-only) lets them carry on. This runs on every post: it
@@ -574,9 +648,10 @@ def on_user_message(message: Message) -> None:
     """
     agent_ids = [] if message.humans_only else [
         m.mentioned_agent_id for m in sorted(message.mentions, key=lambda m: m.id)]
+    staged = None
     if agent_ids:
-        engine_for().start_generation(message.room_id, message.id, agent_ids)
-    maybe_auto_summarize(message.room_id)
+        staged = engine_for().stage_generation(message.room_id, message.id, agent_ids)
+    return PostTurns(message, staged)
 
 
 def continue_discussion(room: Room) -> list[Agent]:
@@ -842,7 +917,7 @@ class FirstPiece:
         if not self.row_announced or self.generation.cancel.is_set():
             return delta, False
         with self.app.app_context():
-            publish_message_delta(self.room_id, self.reply_id, delta.text)
+            publish_message_delta(self.room_id, self.reply_id, delta.text, 0)
         return delta, True
 
 
@@ -884,14 +959,16 @@ def stream_into(reply: Message, deltas: Iterator[Delta], first_delta: Future,
     pending: list[str] = []
     last_push = 0.0  # so the first piece goes out the moment it arrives
     last_store = time.monotonic()
+    published = 0  # characters of the text sent so far: the next piece's offset
     try:
         if not first_piece_or_stop(first_delta, generation):
             return text, logprobs, None
-        delta, published = first_delta.result()
-        if published:
+        delta, first_published = first_delta.result()
+        if first_published:
             text.append(delta.text)
             logprobs.extend(delta.logprobs)
             last_push = time.monotonic()
+            published = len(delta.text)
             delta = next(deltas, None)
         while delta is not None:
             if generation.cancel.is_set():
@@ -901,7 +978,9 @@ def stream_into(reply: Message, deltas: Iterator[Delta], first_delta: Future,
             logprobs.extend(delta.logprobs)
             now = time.monotonic()
             if now - last_push >= DELTA_INTERVAL:
-                publish_message_delta(reply.room_id, reply.id, "".join(pending))
+                piece = "".join(pending)
+                publish_message_delta(reply.room_id, reply.id, piece, published)
+                published += len(piece)
                 pending.clear()
                 last_push = now
                 if now - last_store >= STORE_EVERY:
@@ -914,7 +993,7 @@ def stream_into(reply: Message, deltas: Iterator[Delta], first_delta: Future,
         return text, logprobs, error.message
     finally:
         if pending and not generation.cancel.is_set():
-            publish_message_delta(reply.room_id, reply.id, "".join(pending))
+            publish_message_delta(reply.room_id, reply.id, "".join(pending), published)
     return text, logprobs, None
 
 

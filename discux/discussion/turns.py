@@ -180,13 +180,14 @@ INSERT_TURN = sa.insert(TURNS)
 
 def queue_generation(room_id: str, trigger_id: str, agent_ids: Iterable[str], *,
                      handover_limit: int, reply_limit: int, cancel_queued: bool,
-                     start_first: bool = False) -> Claimed | None:
+                     start_first: bool = False, commit: bool = True) -> Claimed | None:
     """Store a generation and its agents' turns, in order; with `cancel_queued`, the room's
     queued replies are cancelled in the same transaction.
 
     With `start_first` (the caller holds the room's lease), the first turn is stored already
     running when nothing is ahead of it, and returned: one commit instead of two before the
-    model is asked."""
+    model is asked. Without `commit` the rows go with the caller's transaction (a post's own:
+    the turns are stored with the message that sets them off, in its one commit)."""
     now = utcnow()
     if cancel_queued:
         db.session.execute(CANCEL_QUEUED_REPLIES, {"room": room_id, "now": now})
@@ -213,7 +214,8 @@ def queue_generation(room_id: str, trigger_id: str, agent_ids: Iterable[str], *,
                           planned=len(agent_ids))
     if rows:
         db.session.execute(INSERT_TURN, rows)  # one executemany, in order
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return claimed
 
 

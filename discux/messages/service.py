@@ -6,7 +6,9 @@ helpers so agent replies are stored and pushed exactly like people's messages.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Protocol
 
 import sqlalchemy as sa
 
@@ -30,7 +32,7 @@ from discux.realtime import publish
 from discux.rooms.permissions import can, membership
 
 __all__ = [
-    "MAX_LENGTH", "InvalidMessage", "MessageNotFound", "delete_message", "message_payload", "post_system_message",
+    "MAX_LENGTH", "AlongPost", "InvalidMessage", "MessageNotFound", "delete_message", "message_payload", "post_system_message",
     "post_user_message", "publish_message_completed", "publish_message_created",
     "publish_message_delta", "record_deletion", "render_markdown", "room_agents",
     "validate_content",
@@ -98,9 +100,10 @@ def publish_message_completed(message: Message) -> None:
     publish(message.room_id, "message.completed", message_payload(message))
 
 
-def publish_message_delta(room_id: str, message_id: str, delta: str) -> None:
-    """Push a piece of a streaming reply; HTML sockets append it to the message's text."""
-    publish(room_id, "message.delta", {"id": message_id, "delta": delta})
+def publish_message_delta(room_id: str, message_id: str, delta: str, offset: int) -> None:
+    """Push a piece of a streaming reply, `offset` characters into its text; HTML sockets
+    append it to the message's text."""
+    publish(room_id, "message.delta", {"id": message_id, "delta": delta, "offset": offset})
 
 
 def commit_keeping_loaded() -> None:
@@ -143,12 +146,23 @@ def _insert_posted(message: Message) -> None:
         db.session.execute(_INSERT_MENTIONS, [_row_of(m) for m in message.mentions])
 
 
+class AlongPost(Protocol):
+    """What a post's `along` step wrote in its transaction: started once it commits."""
+
+    def start(self) -> None: ...
+
+    def abandon(self) -> None: ...
+
+
 def post_user_message(user: User, room: Room, content: str | None,
                       humans_only: bool = False,
-                      participant: RoomParticipant | None = None) -> Message:
+                      participant: RoomParticipant | None = None,
+                      along: Callable[[Message], AlongPost] | None = None) -> Message:
     """Validate, count it against the plan's monthly quota, resolve mentions, store, and push.
 
-    `participant` is the user's row in the room when the caller already has it."""
+    `participant` is the user's row in the room when the caller already has it. `along` writes
+    what the message sets off (its agents' turns) in the same transaction: one commit stores
+    both, and what it returns is started after the commit (abandoned if the commit fails)."""
     if participant is None or participant.user_id != user.id or participant.room_id != room.id:
         participant = membership(user, room.id)
     if not can(participant, "post", room):
@@ -186,13 +200,19 @@ def post_user_message(user: User, room: Room, content: str | None,
         MessageMention(id=new_id(), message_id=message.id, mentioned_agent_id=agent.id)
         for agent in mentioned
     ]
+    staged = None
     try:
         _insert_posted(message)
+        staged = along(message) if along is not None else None
         commit_keeping_loaded()
     except Exception:
         db.session.rollback()  # the message and its count go together, or neither
+        if staged is not None:
+            staged.abandon()
         raise
     publish(room.id, "message.created", message_payload(message))
+    if staged is not None:
+        staged.start()
     return message
 
 
