@@ -463,6 +463,20 @@ class Hub:
         return conn.offer(OutboundFrame(frames.render(event, key, self.app.jinja_env)), None,
                           reply_id)
 
+    def stream_start(self, room_id: str, reply_id: str, wait: float) -> int | None:
+        """Where this process's copy of a streaming reply's text begins, waiting up to `wait`
+        seconds for a first piece of it; None if none came."""
+        deadline = time.monotonic() + wait
+        while True:
+            with self._lock:
+                channel = self._rooms.get(room_id)
+                stream = channel.streams.get(reply_id) if channel else None
+                if stream is not None:
+                    return stream.start
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+
     def replay_text(self, conn: Connection, reply_id: str, stored: str) -> str | None:
         """What the replay sends of a streaming reply that this process had not seen when
         `conn` registered, given the text its row holds: None when its live events bring all

@@ -39,6 +39,7 @@ CHANGES_MARGIN = timedelta(seconds=5)
 # How long a reconnect waits for a streaming reply's row to hold the text that this process
 # missed (it started mid-reply); discux/discussion/engine.py stores the text every second.
 STORED_TEXT_WAIT = 2.5
+FIRST_PIECE_WAIT = 1.0
 # A reply created this long before the socket opened may have sent pieces since it registered.
 OPENING_MARGIN_MS = 5000
 CLIENT_FRAME_TYPES = ("typing", "active")
@@ -228,6 +229,11 @@ def as_replayed(conn: Connection, hub, row: Message) -> MessageView | None:
         if len(stored) >= start:
             view.content, view.content_html = stored[:start] + text, ""
             return view
+    # Not seen here yet (this process has just started): its next piece says where the live
+    # pieces begin, and the row is read again until it holds the text before them.
+    start = hub.stream_start(conn.room_id, row.id, wait=FIRST_PIECE_WAIT)
+    if start is not None:
+        stored = stored_text_reaching(row.id, start, stored)
     text = hub.replay_text(conn, row.id, stored)
     if text is None:
         return None
