@@ -19,6 +19,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -70,6 +71,8 @@ PEOPLE_FIRST_WAIT = 5.0
 # How long a turn waits for its model request to be sent before announcing itself anyway
 # (a slow connect must not hold the "answering" line and the reply row).
 REQUEST_SEND_WAIT = 0.5
+# How long a stopped turn waits for its request thread to hand back a first piece it had.
+FIRST_PIECE_AFTER_STOP = 0.3
 EXTENSION_KEY = "discux.discussion"
 # Sent through the broker so a Stop (or a newer message) reaches whichever worker runs the room.
 CANCEL_EVENT = "discussion.cancel"
@@ -931,6 +934,10 @@ def first_piece_or_stop(first_delta: Future, generation: Generation) -> bool:
         woken.wait()
     finally:
         forget()
+    if not first_delta.done():
+        # Stopped: the aborted request returns at once, or it is publishing the first piece,
+        # which the reply then keeps (the room saw it).
+        wait_for_futures([first_delta], timeout=FIRST_PIECE_AFTER_STOP)
     return first_delta.done()
 
 
