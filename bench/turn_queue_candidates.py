@@ -77,6 +77,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import redis
+
     from tests.support.redis_server import PrivateRedis
 
     server = PrivateRedis().start()
