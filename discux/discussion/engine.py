@@ -159,11 +159,28 @@ class StagedGeneration:
 
     engine: Engine
     runner: RoomRunner
-    trigger_id: str
-    has_agents: bool
+    agent_ids: list[str]
     cancel_current: bool
     lease: turns.Lease | None
-    first: turns.Claimed | None
+    trigger_id: str = ""
+    first: turns.Claimed | None = None
+
+    @property
+    def has_agents(self) -> bool:
+        return bool(self.agent_ids)
+
+    def write(self, trigger_id: str, handover_limit: int = MAX_HANDOVERS) -> None:
+        """Write the generation's rows in the session's transaction (not committed)."""
+        self.trigger_id = trigger_id
+        room_id = self.runner.room_id
+        if self.agent_ids:
+            self.first = turns.queue_generation(
+                room_id, trigger_id, self.agent_ids[:MAX_REPLIES],
+                handover_limit=handover_limit, reply_limit=MAX_REPLIES,
+                cancel_queued=self.cancel_current, start_first=self.lease is not None,
+                commit=False)
+        elif self.cancel_current:
+            turns.cancel_queued_replies(room_id, commit=False)
 
     def start(self) -> None:
         """The transaction committed: run the turns."""
@@ -263,12 +280,27 @@ class Engine:
                          cancel_current: bool = True) -> StagedGeneration:
         """Write a generation's turns in the session's transaction (the caller commits, then
         calls `start()`, or `abandon()` when the commit failed)."""
+        staged = self.prepare_generation(room_id, agent_ids, cancel_current, before=trigger_id)
+        try:
+            staged.write(trigger_id, handover_limit)
+        except BaseException:
+            staged.abandon()
+            raise
+        return staged
+
+    def prepare_generation(self, room_id: str, agent_ids: list[str],
+                           cancel_current: bool = True,
+                           before: str | None = None) -> StagedGeneration:
+        """What a generation needs of this process's locks, taken before the caller's first
+        database write: a thread waiting here must not hold a row or SQLite's write lock that
+        the room's drain, holding the runner's lock, waits for."""
         runner = self.runner(room_id)
-        first, lease = None, None
+        lease = None
         if cancel_current:
             # Before the rows are written: a turn of this room deciding now whether to go back
-            # to the queue for its rate limit must see that it was cancelled.
-            self._cancel_here(runner, before=trigger_id)
+            # to the queue for its rate limit must see that it was cancelled. Without `before`
+            # (a post whose id is not made yet) whatever runs here is older.
+            self._cancel_here(runner, before=before)
         if agent_ids:
             with runner.lock:
                 runner.waiting = agent_ids[MAX_REPLIES:]
@@ -278,19 +310,7 @@ class Engine:
                 if lease is not None:
                     runner.active = True
                     runner.idle.clear()
-            try:
-                first = turns.queue_generation(
-                    room_id, trigger_id, agent_ids[:MAX_REPLIES], handover_limit=handover_limit,
-                    reply_limit=MAX_REPLIES, cancel_queued=cancel_current,
-                    start_first=lease is not None, commit=False)
-            except BaseException:
-                if lease is not None:
-                    self._hand_back(runner, lease)
-                raise
-        elif cancel_current:
-            turns.cancel_queued_replies(room_id, commit=False)
-        return StagedGeneration(self, runner, trigger_id, bool(agent_ids), cancel_current,
-                                lease, first)
+        return StagedGeneration(self, runner, list(agent_ids), cancel_current, lease)
 
     def _start_staged(self, staged: StagedGeneration) -> None:
         runner, trigger_id = staged.runner, staged.trigger_id
@@ -617,9 +637,16 @@ def start_engines() -> None:
 
 def on_user_message(message: Message) -> None:
     """Start the agents a just-posted (committed) message mentions; see agent_turns_for."""
-    staged = agent_turns_for(message)
-    if staged.staged is not None:
-        db.session.commit()
+    agent_ids = [] if message.humans_only else [
+        m.mentioned_agent_id for m in sorted(message.mentions, key=lambda m: m.id)]
+    staged = agent_turns_for(message.room_id, agent_ids)
+    try:
+        staged.write(message)
+        if staged.staged is not None:
+            db.session.commit()
+    except BaseException:
+        staged.abandon()
+        raise
     staged.start()
 
 
@@ -627,9 +654,13 @@ class PostTurns:
     """What a post sets off in the engine: its agents' turns, stored in the post's own
     transaction (so they are durable the moment the message is), started after its commit."""
 
-    def __init__(self, message: Message, staged: StagedGeneration | None):
-        self.room_id = message.room_id
+    def __init__(self, room_id: str, staged: StagedGeneration | None):
+        self.room_id = room_id
         self.staged = staged
+
+    def write(self, message: Message) -> None:
+        if self.staged is not None:
+            self.staged.write(message.id)
 
     def start(self) -> None:
         if self.staged is not None:
@@ -641,20 +672,16 @@ class PostTurns:
             self.staged.abandon()
 
 
-def agent_turns_for(message: Message) -> PostTurns:
-    """Store, in the session's transaction, the turns of the agents a message being posted
-    mentions, in mention order (post_user_message's `along`).
+def agent_turns_for(room_id: str, agent_ids: list[str]) -> PostTurns:
+    """The turns of the agents a post mentions, in mention order (post_user_message's
+    `along`): called before the post's first write, written in its transaction.
 
     A message that addresses agents cancels whatever agents were still doing in the room; one
-    that addresses none (or is humans-only) lets them carry on. This runs on every post: it
-    reads only what the message already holds and, unless a summary is due, queries nothing.
+    that addresses none (or is humans-only) lets them carry on. This runs on every post and,
+    unless a summary is due, queries nothing when no agent is mentioned.
     """
-    agent_ids = [] if message.humans_only else [
-        m.mentioned_agent_id for m in sorted(message.mentions, key=lambda m: m.id)]
-    staged = None
-    if agent_ids:
-        staged = engine_for().stage_generation(message.room_id, message.id, agent_ids)
-    return PostTurns(message, staged)
+    staged = engine_for().prepare_generation(room_id, agent_ids) if agent_ids else None
+    return PostTurns(room_id, staged)
 
 
 def continue_discussion(room: Room) -> list[Agent]:

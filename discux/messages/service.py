@@ -147,7 +147,10 @@ def _insert_posted(message: Message) -> None:
 
 
 class AlongPost(Protocol):
-    """What a post's `along` step wrote in its transaction: started once it commits."""
+    """What a post sets off (its agents' turns): written in its transaction, started once it
+    commits, abandoned if it does not."""
+
+    def write(self, message: Message) -> None: ...
 
     def start(self) -> None: ...
 
@@ -157,12 +160,13 @@ class AlongPost(Protocol):
 def post_user_message(user: User, room: Room, content: str | None,
                       humans_only: bool = False,
                       participant: RoomParticipant | None = None,
-                      along: Callable[[Message], AlongPost] | None = None) -> Message:
+                      along: Callable[[str, list[str]], AlongPost] | None = None) -> Message:
     """Validate, count it against the plan's monthly quota, resolve mentions, store, and push.
 
-    `participant` is the user's row in the room when the caller already has it. `along` writes
-    what the message sets off (its agents' turns) in the same transaction: one commit stores
-    both, and what it returns is started after the commit (abandoned if the commit fails)."""
+    `participant` is the user's row in the room when the caller already has it. `along(room id,
+    mentioned agent ids)` is called before the post's first write (it may take locks of its
+    own); what it returns writes what the message sets off (its agents' turns) in the same
+    transaction, so one commit stores both, and is started after the commit."""
     if participant is None or participant.user_id != user.id or participant.room_id != room.id:
         participant = membership(user, room.id)
     if not can(participant, "post", room):
@@ -178,10 +182,13 @@ def post_user_message(user: User, room: Room, content: str | None,
     # A humans-only message addresses no agent, so it records no mentions for the engine to act on.
     mentioned = ([] if humans_only or "@" not in text
                  else resolve_mentions(text, room_agents(room.id)))
+    staged = along(room.id, [agent.id for agent in mentioned]) if along is not None else None
     try:
         plans.take_message_quota(user)  # the post's first write: it holds the user's counter
     except Exception:
         db.session.rollback()
+        if staged is not None:
+            staged.abandon()
         raise
     message = Message(
         id=new_id(),
@@ -200,10 +207,10 @@ def post_user_message(user: User, room: Room, content: str | None,
         MessageMention(id=new_id(), message_id=message.id, mentioned_agent_id=agent.id)
         for agent in mentioned
     ]
-    staged = None
     try:
         _insert_posted(message)
-        staged = along(message) if along is not None else None
+        if staged is not None:
+            staged.write(message)
         commit_keeping_loaded()
     except Exception:
         db.session.rollback()  # the message and its count go together, or neither
