@@ -23,7 +23,7 @@ from discux.extensions import db
 from discux.models import Agent, AgentTurn, Message, MessageMention
 from discux.realtime.hub import hub_for
 from tests.conftest import empty_tables
-from tests.support import chat_factories, factories
+from tests.support import chat_factories, factories, ws_client
 from tests.support.fake_llm import FakeReply
 from tests.support.redis_server import free_port
 from tests.support.ws_client import Member
@@ -36,13 +36,13 @@ class Place:
     """A room with two agents, Nova and Scout, whose prompts name them (the fake answers by
     name), and its owner's session token; the tables are emptied afterwards."""
 
-    def __init__(self, app):
+    def __init__(self, app, names=("Nova", "Scout")):
         self.app = app
         with app.app_context():
             owner = factories.create_user(name="Olga Owner", plan="pro")
             room = chat_factories.create_room(owner.id, name="Launch plan")
             self.agents = {}
-            for name in ("Nova", "Scout"):
+            for name in names:
                 agent = chat_factories.create_agent(owner.id, name=name)
                 agent.prompt = f"You are {name}, in this room."
                 db.session.commit()
@@ -211,7 +211,7 @@ def test_a_killed_workers_reply_is_interrupted_and_the_next_agent_answers_elsewh
         assert poster.post(place.room_id, "@Nova @Scout what now?").status_code == 200
         fake.wait_for_requests(1, timeout=10)
         wait_until(lambda: place.replies_of("Nova"), 10, "Nova's reply row")
-        [streaming] = answered_by
+        [streaming] = wait_until(lambda: answered_by, 5, "the worker asking for Nova")
         assert streaming is not None
         os.kill(streaming, signal.SIGKILL)
 
@@ -233,40 +233,110 @@ def test_a_killed_workers_reply_is_interrupted_and_the_next_agent_answers_elsewh
             host.stop()
 
 
-def test_posts_on_two_hosts_never_run_two_turns_of_a_room_at_once(
-        place, fake, redis_server, migrated_database, tmp_path):
+CREW = ("Nova", "Scout", "Iris", "Otto", "Vega", "Juno", "Remy", "Tess")
+
+
+def answers_its_point(body):
+    """The fake's reply names the newest "point N" of the prompt: the post it was asked about."""
+    asked = [m["content"] for m in body["messages"] if m["role"] == "user"]
+    point = next((m.rsplit("point ", 1)[1] for m in reversed(asked) if " point " in m), "?")
+    return FakeReply(text=f"On point {point}, with a few words more.", delay_per_token=0.03)
+
+
+def test_forty_posts_on_two_hosts_never_run_two_turns_of_a_room_at_once(
+        make_app, fake, redis_server, migrated_database, tmp_path):
+    fake.reset()
+    app = make_app()
+    place = Place(app, names=CREW)
     env = served(tmp_path, migrated_database, fake, DISCUX_REDIS_URL=redis_server.url)
     hosts = [Server(tmp_path, migrated_database, env), Server(tmp_path, migrated_database, env)]
     try:
-        fake.respond_with(lambda body: FakeReply(text="On it, with a few words more.",
-                                                 delay_per_token=0.03))
+        fake.respond_with(answers_its_point)
         posters = [Member(host.base_url, place.token) for host in hosts]
-        mentions = ["@Nova", "@Scout", "@Nova @Scout", "@Scout @Nova"]
-        # 12 posts: each agent is asked at most 9 times, under its 10 replies a minute.
-        for n in range(12):
-            response = posters[n % 2].post(place.room_id, f"{mentions[n % 4]} point {n}")
+        # Post n asks one agent, every third post a second one: each agent is asked at most
+        # 8 times, under its 10 replies a minute.
+        for n in range(40):
+            asked = [CREW[n % 8]] + ([CREW[(n + 3) % 8]] if n % 3 == 0 else [])
+            response = posters[n % 2].post(place.room_id,
+                                           " ".join(f"@{a}" for a in asked) + f" point {n}")
             assert response.status_code == 200
             time.sleep(0.05 * (n % 3))  # some posts land mid-reply, some between replies
 
         def settled():
             return all(t.state not in ("queued", "running") for t in place.turns())
-        wait_until(settled, 60, "every turn ended")
+        wait_until(settled, 90, "every turn ended")
         turns = place.turns()
-        assert "interrupted" not in {t.state for t in turns}  # no worker died: no lease lapsed
+        # No worker died: no lease lapsed (the hosts' logs say why one would have).
+        assert "interrupted" not in {t.state for t in turns}, [
+            line for host in hosts for line in host.log_path.read_text().splitlines()
+            if "WARNING" in line or "ERROR" in line][-20:]
         ran = sorted((t for t in turns if t.started_at), key=lambda t: t.started_at)
         for before, after in zip(ran, ran[1:], strict=False):
             assert after.started_at >= before.ended_at, (before.id, after.id)
         with place.app.app_context():
             asked = {(m.message_id, m.mentioned_agent_id)
                      for m in db.session.scalars(sa.select(MessageMention))}
+            points = {m.id: m.content.rsplit("point ", 1)[1] for m in db.session.scalars(
+                sa.select(Message).where(Message.room_id == place.room_id,
+                                         Message.type == "user"))}
             db.session.remove()
         replies = place.replies()
         assert replies and all((r.reply_to_id, r.sender_id) in asked for r in replies)
         assert not [r for r in replies if r.status == "streaming"]
+        for reply in replies:  # each answers the post it was asked about
+            assert reply.content.startswith(f"On point {points[reply.reply_to_id]},"[
+                :len(reply.content)]), (reply.content, points[reply.reply_to_id])
         # The last post's agents both answered it in full.
         last = [r for r in replies if r.status == "complete"][-2:]
-        assert {r.sender_id for r in last} == set(place.agents.values())
-        assert len({r.reply_to_id for r in last}) == 1
+        assert {r.sender_id for r in last} == {place.agents["Tess"], place.agents["Iris"]}
+        assert {points[r.reply_to_id] for r in last} == {"39"}
+    finally:
+        for host in hosts:
+            host.stop()
+        with app.app_context():
+            db.session.remove()
+            empty_tables(db.engine)
+
+
+def test_a_socket_reconnecting_to_a_worker_started_mid_reply_sees_it_all_once(
+        place, fake, redis_server, migrated_database, tmp_path):
+    """The reply streams on one host; another starts meanwhile, and a socket dropped from the
+    first reconnects there: the text so far, then the rest, nothing twice."""
+    env = served(tmp_path, migrated_database, fake, DISCUX_REDIS_URL=redis_server.url)
+    hosts = [Server(tmp_path, migrated_database, env)]
+    try:
+        fake.respond_with(by_agent({"Nova": FakeReply(text=LONG, delay_per_token=0.02)}))
+        first = ws_client.connect(hosts[0].base_url, place.room_id, place.token)
+        assert Member(hosts[0].base_url, place.token).post(
+            place.room_id, "@Nova tell it all").status_code == 200
+        reply_id = ws_client.wait_for_event(first, lambda e: e["type"] == "message.created"
+                                            and e["data"]["type"] == "agent")["data"]["id"]
+        hosts.append(Server(tmp_path, migrated_database, env))  # starts while Nova streams
+        before_drop = ""
+        while len(before_drop.split()) < 80:  # past the text of the new host's start
+            before_drop += ws_client.wait_for_event(
+                first, lambda e: e["type"] == "message.delta", timeout=10)["data"]["delta"]
+        first.close()
+
+        again = ws_client.connect(hosts[1].base_url, place.room_id, place.token,
+                                  after=reply_id)
+        resent = ws_client.wait_for_event(
+            again, lambda e: e["type"] == "message.updated" and e["data"]["id"] == reply_id,
+            timeout=10)
+        so_far = resent["data"]["content"]
+        assert so_far.startswith(before_drop) or resent["data"]["status"] != "streaming"
+        rest = ""
+        while resent["data"]["status"] == "streaming":
+            event = ws_client.wait_for_event(again, lambda e: e["data"].get("id") == reply_id
+                                             and e["type"] in {"message.delta",
+                                                               "message.completed"},
+                                             timeout=15)
+            if event["type"] == "message.completed":
+                assert event["data"]["content"] == LONG
+                break
+            rest += event["data"]["delta"]
+        assert so_far + rest == LONG, (so_far[-40:], rest[:60])  # every word, none twice
+        again.close()
     finally:
         for host in hosts:
             host.stop()

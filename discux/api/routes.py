@@ -29,7 +29,7 @@ from discux.api.shapes import (
     user_shape,
 )
 from discux.auth.accounts import DISABLED_MESSAGE
-from discux.discussion.engine import on_user_message
+from discux.discussion.engine import agent_turns_for
 from discux.errors import DiscuxError
 from discux.extensions import csrf, db, limiter
 from discux.invitations import service as invitations
@@ -380,10 +380,10 @@ def post_message(room_id: str):
     reply_to = None if reply_to is MISSING else reply_to
     if reply_to is not None and not ID_PATTERN.match(reply_to):
         raise InvalidField("reply_to_id must be the id of a message of this room.", "reply_to_id")
+    # Exactly as the page's composer: the agents it mentions start answering.
     message = messages.post_user_message(me(), room, content, humans_only is True,
-                                         participant=participant, reply_to=reply_to)
-    # Exactly what the page's composer does next: the agents it mentions start answering.
-    on_user_message(message)
+                                         participant=participant, reply_to=reply_to,
+                                         along=agent_turns_for)
     return jsonify(messages.message_payload(message)), 201
 
 

@@ -19,6 +19,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -72,6 +73,8 @@ PEOPLE_FIRST_WAIT = 5.0
 # How long a turn waits for its model request to be sent before announcing itself anyway
 # (a slow connect must not hold the "answering" line and the reply row).
 REQUEST_SEND_WAIT = 0.5
+# How long a stopped turn waits for its request thread to hand back a first piece it had.
+FIRST_PIECE_AFTER_STOP = 0.3
 EXTENSION_KEY = "discux.discussion"
 # Sent through the broker so a Stop (or a newer message) reaches whichever worker runs the room.
 CANCEL_EVENT = "discussion.cancel"
@@ -156,6 +159,48 @@ class RoomRunner:
         self.wake: threading.Timer | None = None  # kicks the room when its waiting turn may start
 
 
+@dataclass
+class StagedGeneration:
+    """A generation whose turns are written in a transaction not yet committed (a post's own),
+    holding the room's lease if this process took it."""
+
+    engine: Engine
+    runner: RoomRunner
+    agent_ids: list[str]
+    cancel_current: bool
+    lease: turns.Lease | None
+    trigger_id: str = ""
+    first: turns.Claimed | None = None
+
+    @property
+    def has_agents(self) -> bool:
+        return bool(self.agent_ids)
+
+    def write(self, trigger_id: str, handover_limit: int = MAX_HANDOVERS,
+              replaces_id: str | None = None) -> None:
+        """Write the generation's rows in the session's transaction (not committed);
+        `replaces_id`: the reply a regeneration replaces."""
+        self.trigger_id = trigger_id
+        room_id = self.runner.room_id
+        if self.agent_ids:
+            self.first = turns.queue_generation(
+                room_id, trigger_id, self.agent_ids[:MAX_REPLIES],
+                handover_limit=handover_limit, reply_limit=MAX_REPLIES,
+                cancel_queued=self.cancel_current, start_first=self.lease is not None,
+                replaces_id=replaces_id, commit=False)
+        elif self.cancel_current:
+            turns.cancel_queued_replies(room_id, commit=False)
+
+    def start(self) -> None:
+        """The transaction committed: run the turns."""
+        self.engine._start_staged(self)
+
+    def abandon(self) -> None:
+        """The transaction was rolled back: nothing was stored, let go of the lease."""
+        if self.lease is not None:
+            self.engine._hand_back(self.runner, self.lease)
+
+
 class RequestThreads:
     """The threads that send turns' model requests, counting how many are taken."""
 
@@ -231,10 +276,41 @@ class Engine:
     def start_generation(self, room_id: str, trigger_id: str, agent_ids: list[str],
                          handover_limit: int = MAX_HANDOVERS, cancel_current: bool = True,
                          replaces_id: str | None = None) -> None:
+        staged = self.stage_generation(room_id, trigger_id, agent_ids, handover_limit,
+                                       cancel_current, replaces_id=replaces_id)
+        try:
+            db.session.commit()
+        except BaseException:
+            staged.abandon()
+            raise
+        staged.start()
+
+    def stage_generation(self, room_id: str, trigger_id: str, agent_ids: list[str],
+                         handover_limit: int = MAX_HANDOVERS, cancel_current: bool = True,
+                         replaces_id: str | None = None) -> StagedGeneration:
+        """Write a generation's turns in the session's transaction (the caller commits, then
+        calls `start()`, or `abandon()` when the commit failed)."""
+        staged = self.prepare_generation(room_id, agent_ids, cancel_current, before=trigger_id)
+        try:
+            staged.write(trigger_id, handover_limit, replaces_id=replaces_id)
+        except BaseException:
+            staged.abandon()
+            raise
+        return staged
+
+    def prepare_generation(self, room_id: str, agent_ids: list[str],
+                           cancel_current: bool = True,
+                           before: str | None = None) -> StagedGeneration:
+        """What a generation needs of this process's locks, taken before the caller's first
+        database write: a thread waiting here must not hold a row or SQLite's write lock that
+        the room's drain, holding the runner's lock, waits for."""
         runner = self.runner(room_id)
-        first, lease = None, None
+        lease = None
         if cancel_current:
-            self._cancel_here(runner, before=trigger_id)
+            # Before the rows are written: a turn of this room deciding now whether to go back
+            # to the queue for its rate limit must see that it was cancelled. Without `before`
+            # (a post whose id is not made yet) whatever runs here is older.
+            self._cancel_here(runner, before=before)
         if agent_ids:
             with runner.lock:
                 runner.waiting = agent_ids[MAX_REPLIES:]
@@ -245,30 +321,26 @@ class Engine:
                 if lease is not None:
                     runner.active = True
                     runner.idle.clear()
-            try:
-                first = turns.queue_generation(
-                    room_id, trigger_id, agent_ids[:MAX_REPLIES], handover_limit=handover_limit,
-                    reply_limit=MAX_REPLIES, cancel_queued=cancel_current,
-                    start_first=lease is not None, replaces_id=replaces_id)
-            except BaseException:
-                if lease is not None:
-                    self._hand_back(runner, lease)
-                raise
-        elif cancel_current:
-            turns.cancel_queued_replies(room_id)
-        if first is not None:
-            turn = turn_of(first)
+        return StagedGeneration(self, runner, list(agent_ids), cancel_current, lease)
+
+    def _start_staged(self, staged: StagedGeneration) -> None:
+        runner, trigger_id = staged.runner, staged.trigger_id
+        room_id = runner.room_id
+        if staged.first is not None:
+            turn = turn_of(staged.first)
             with runner.lock:  # before any Stop can look for it
                 runner.generation = turn.generation
-        if cancel_current:
+        if staged.lease is not None:
+            # Handed to an agent thread before the cancel event goes out: the turn's first
+            # token waits for nothing else.
+            self.pool.submit(self._drain, runner, staged.lease, staged.first)
+        elif staged.has_agents:
+            self.kick(room_id)
+        if staged.cancel_current:
             # The reply running now (on this worker or another) is older: it stops, and its
             # worker, still holding the room's lease, goes on with this generation.
             self.hub.publish({"type": CANCEL_EVENT, "room_id": room_id, "html": None,
                               "data": {"before": trigger_id}})
-        if lease is not None:
-            self.pool.submit(self._drain, runner, lease, first)
-        elif agent_ids:
-            self.kick(room_id)
 
     def _hand_back(self, runner: RoomRunner, lease: turns.Lease) -> None:
         lease.release()
@@ -591,17 +663,52 @@ def start_engines() -> None:
 
 
 def on_user_message(message: Message) -> None:
-    """Start the agents a just-posted message mentions, in mention order.
-
-    A message that addresses agents cancels whatever agents were still doing in the room; one
-    that addresses none (or is humans-only) lets them carry on. This runs on every post: it
-    reads only what the message already holds and, unless a summary is due, queries nothing.
-    """
+    """Start the agents a just-posted (committed) message mentions; see agent_turns_for."""
     agent_ids = [] if message.humans_only else [
         m.mentioned_agent_id for m in sorted(message.mentions, key=lambda m: m.id)]
-    if agent_ids:
-        engine_for().start_generation(message.room_id, message.id, agent_ids)
-    maybe_auto_summarize(message.room_id)
+    staged = agent_turns_for(message.room_id, agent_ids)
+    try:
+        staged.write(message)
+        if staged.staged is not None:
+            db.session.commit()
+    except BaseException:
+        staged.abandon()
+        raise
+    staged.start()
+
+
+class PostTurns:
+    """What a post sets off in the engine: its agents' turns, stored in the post's own
+    transaction (so they are durable the moment the message is), started after its commit."""
+
+    def __init__(self, room_id: str, staged: StagedGeneration | None):
+        self.room_id = room_id
+        self.staged = staged
+
+    def write(self, message: Message) -> None:
+        if self.staged is not None:
+            self.staged.write(message.id)
+
+    def start(self) -> None:
+        if self.staged is not None:
+            self.staged.start()
+        maybe_auto_summarize(self.room_id)
+
+    def abandon(self) -> None:
+        if self.staged is not None:
+            self.staged.abandon()
+
+
+def agent_turns_for(room_id: str, agent_ids: list[str]) -> PostTurns:
+    """The turns of the agents a post mentions, in mention order (post_user_message's
+    `along`): called before the post's first write, written in its transaction.
+
+    A message that addresses agents cancels whatever agents were still doing in the room; one
+    that addresses none (or is humans-only) lets them carry on. This runs on every post and,
+    unless a summary is due, queries nothing when no agent is mentioned.
+    """
+    staged = engine_for().prepare_generation(room_id, agent_ids) if agent_ids else None
+    return PostTurns(room_id, staged)
 
 
 def continue_discussion(room: Room) -> list[Agent]:
@@ -946,7 +1053,7 @@ class FirstPiece:
         if not self.row_announced or self.generation.cancel.is_set():
             return delta, False
         with self.app.app_context():
-            publish_message_delta(self.room_id, self.reply_id, delta.text)
+            publish_message_delta(self.room_id, self.reply_id, delta.text, 0)
         return delta, True
 
 
@@ -960,6 +1067,10 @@ def first_piece_or_stop(first_delta: Future, generation: Generation) -> bool:
         woken.wait()
     finally:
         forget()
+    if not first_delta.done():
+        # Stopped: the aborted request returns at once, or it is publishing the first piece,
+        # which the reply then keeps (the room saw it).
+        wait_for_futures([first_delta], timeout=FIRST_PIECE_AFTER_STOP)
     return first_delta.done()
 
 
@@ -988,14 +1099,16 @@ def stream_into(reply: Message, deltas: Iterator[Delta], first_delta: Future,
     pending: list[str] = []
     last_push = 0.0  # so the first piece goes out the moment it arrives
     last_store = time.monotonic()
+    published = 0  # characters of the text sent so far: the next piece's offset
     try:
         if not first_piece_or_stop(first_delta, generation):
             return text, logprobs, None
-        delta, published = first_delta.result()
-        if published:
+        delta, first_published = first_delta.result()
+        if first_published:
             text.append(delta.text)
             logprobs.extend(delta.logprobs)
             last_push = time.monotonic()
+            published = len(delta.text)
             delta = next(deltas, None)
         while delta is not None:
             if generation.cancel.is_set():
@@ -1005,7 +1118,9 @@ def stream_into(reply: Message, deltas: Iterator[Delta], first_delta: Future,
             logprobs.extend(delta.logprobs)
             now = time.monotonic()
             if now - last_push >= DELTA_INTERVAL:
-                publish_message_delta(reply.room_id, reply.id, "".join(pending))
+                piece = "".join(pending)
+                publish_message_delta(reply.room_id, reply.id, piece, published)
+                published += len(piece)
                 pending.clear()
                 last_push = now
                 if now - last_store >= STORE_EVERY:
@@ -1018,7 +1133,7 @@ def stream_into(reply: Message, deltas: Iterator[Delta], first_delta: Future,
         return text, logprobs, error.message
     finally:
         if pending and not generation.cancel.is_set():
-            publish_message_delta(reply.room_id, reply.id, "".join(pending))
+            publish_message_delta(reply.room_id, reply.id, "".join(pending), published)
     return text, logprobs, None
 
 

@@ -20,9 +20,10 @@ import contextlib
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 import redis
 import sqlalchemy as sa
@@ -35,6 +36,7 @@ from discux.models import AgentGeneration, AgentTurn, Message
 from discux.usage import settle_interrupted
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # A lease outlives its holder by at most this long; the holder renews it every RENEW_SECONDS.
 LEASE_SECONDS = 8
@@ -132,6 +134,28 @@ def leases_for(app) -> LocalLeases | RedisLeases:
 
 
 # ---- the queue ----
+# MariaDB rolls one of two transactions back when they wait on each other's locks: a turn's
+# bookkeeping meets a post storing its turns in the post's own transaction, and is retried.
+DEADLOCK = 1213
+DEADLOCK_RETRIES = 3
+
+
+def committed_retrying(write: Callable[[], T]) -> T:
+    """Run `write` in a fresh transaction and commit it, again when MariaDB chose it as the
+    victim of a deadlock (it only ran statements of its own, so running them again is right)."""
+    for attempt in range(DEADLOCK_RETRIES):
+        db.session.rollback()
+        try:
+            result = write()
+            db.session.commit()
+            return result
+        except sa.exc.OperationalError as error:
+            db.session.rollback()
+            code = (getattr(error.orig, "args", None) or (None,))[0]
+            if code != DEADLOCK or attempt == DEADLOCK_RETRIES - 1:
+                raise
+            log.info("A turn's write met a post's in a deadlock; retrying")
+    raise AssertionError("unreachable")
 @dataclass
 class Claimed:
     """A turn taken from the queue (now `running`), with its generation's budget so far; plain
@@ -183,13 +207,15 @@ INSERT_TURN = sa.insert(TURNS)
 
 def queue_generation(room_id: str, trigger_id: str, agent_ids: Iterable[str], *,
                      handover_limit: int, reply_limit: int, cancel_queued: bool,
-                     start_first: bool = False, replaces_id: str | None = None) -> Claimed | None:
+                     start_first: bool = False, replaces_id: str | None = None,
+                     commit: bool = True) -> Claimed | None:
     """Store a generation and its agents' turns, in order; with `cancel_queued`, the room's
     queued replies are cancelled in the same transaction.
 
     With `start_first` (the caller holds the room's lease), the first turn is stored already
     running when nothing is ahead of it, and returned: one commit instead of two before the
-    model is asked."""
+    model is asked. Without `commit` the rows go with the caller's transaction (a post's own:
+    the turns are stored with the message that sets them off, in its one commit)."""
     now = utcnow()
     if cancel_queued:
         db.session.execute(CANCEL_QUEUED_REPLIES, {"room": room_id, "now": now})
@@ -216,7 +242,8 @@ def queue_generation(room_id: str, trigger_id: str, agent_ids: Iterable[str], *,
                           planned=len(agent_ids), replaces_id=replaces_id)
     if rows:
         db.session.execute(INSERT_TURN, rows)  # one executemany, in order
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return claimed
 
 
@@ -276,44 +303,40 @@ def claim_next(room_id: str) -> Claimed | None:
             db.session.rollback()
             return None  # it waits for its agent's rate limit, and the room with it
         claimed = Claimed.of(turn, generation)
-        taken = db.session.execute(
-            sa.update(AgentTurn).where(AgentTurn.id == turn.id, AgentTurn.state == "queued")
-            .values(state="running", started_at=utcnow())).rowcount
-        db.session.commit()
+        taken = committed_retrying(lambda turn_id=turn.id: db.session.execute(
+            sa.update(TURNS).where(TURNS.c.id == turn_id, TURNS.c.state == "queued")
+            .values(state="running", started_at=utcnow())).rowcount)
         if taken:  # else Stop cancelled it between the two statements: take the next
             return claimed
 
 
 def finish(claimed: Claimed, replies: int, handovers: int, planned: int) -> None:
     """The turn ended (however it ended); its generation keeps the budget it used."""
-    db.session.rollback()
-    db.session.execute(sa.update(TURNS).where(TURNS.c.id == claimed.turn_id,
-                                              TURNS.c.state == "running")
-                       .values(state="done", ended_at=utcnow()))
-    if claimed.generation_id is not None:
-        generations = AgentGeneration.__table__
-        db.session.execute(
-            sa.update(generations).where(generations.c.id == claimed.generation_id)
-            .values(replies=replies, handovers=handovers, planned=planned))
-    db.session.commit()
+    def write() -> None:
+        db.session.execute(sa.update(TURNS).where(TURNS.c.id == claimed.turn_id,
+                                                  TURNS.c.state == "running")
+                           .values(state="done", ended_at=utcnow()))
+        if claimed.generation_id is not None:
+            generations = AgentGeneration.__table__
+            db.session.execute(
+                sa.update(generations).where(generations.c.id == claimed.generation_id)
+                .values(replies=replies, handovers=handovers, planned=planned))
+    committed_retrying(write)
 
 
 def defer(claimed: Claimed, until: datetime) -> None:
     """Put a running turn back in the queue, still first in its room, not to start before
     `until`."""
-    db.session.rollback()
-    db.session.execute(sa.update(TURNS).where(TURNS.c.id == claimed.turn_id,
-                                              TURNS.c.state == "running")
-                       .values(state="queued", started_at=None, not_before=until))
-    db.session.commit()
+    committed_retrying(lambda: db.session.execute(
+        sa.update(TURNS).where(TURNS.c.id == claimed.turn_id, TURNS.c.state == "running")
+        .values(state="queued", started_at=None, not_before=until)))
 
 
 def cancel(claimed: Claimed) -> None:
     """Cancel a turn that is queued (Stop came while it was being put back)."""
-    db.session.execute(sa.update(TURNS).where(TURNS.c.id == claimed.turn_id,
-                                              TURNS.c.state == "queued")
-                       .values(state="cancelled", ended_at=utcnow()))
-    db.session.commit()
+    committed_retrying(lambda: db.session.execute(
+        sa.update(TURNS).where(TURNS.c.id == claimed.turn_id, TURNS.c.state == "queued")
+        .values(state="cancelled", ended_at=utcnow())))
 
 
 def next_start(room_id: str) -> datetime | None:

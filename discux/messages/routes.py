@@ -8,7 +8,7 @@ from flask import Blueprint, abort, make_response, redirect, render_template, re
 from flask_login import current_user
 from markupsafe import escape
 
-from discux.discussion.engine import on_user_message
+from discux.discussion.engine import agent_turns_for
 from discux.errors import DiscuxError
 from discux.extensions import csrf, db, limiter
 from discux.messages import service
@@ -78,10 +78,10 @@ def post(room_id: str):
         if reply_to is not None and not ID_PATTERN.match(reply_to):
             raise service.InvalidMessage("This form names no message to reply to; send it "
                                          "again without the reply.", "reply_to")
+        # The agents it mentions start answering: their turns are stored with the message.
         message = service.post_user_message(current_user._get_current_object(), room, content,
                                             humans_only, participant=participant,
-                                            reply_to=reply_to)
-        on_user_message(message)
+                                            reply_to=reply_to, along=agent_turns_for)
     except DiscuxError as error:
         db.session.rollback()
         status = 422 if _is_htmx() else (400 if not utf8 else error.status)

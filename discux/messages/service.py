@@ -6,7 +6,9 @@ helpers so agent replies are stored and pushed exactly like people's messages.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Protocol
 
 import sqlalchemy as sa
 from flask import current_app
@@ -32,8 +34,9 @@ from discux.realtime import publish
 from discux.rooms.permissions import can, membership
 
 __all__ = [
-    "MAX_LENGTH", "InvalidMessage", "MessageNotFound", "clear_history", "delete_message",
-    "edit_message", "may_edit", "message_payload", "post_system_message", "post_user_message", "publish_message_completed", "publish_message_created",
+    "MAX_LENGTH", "AlongPost", "InvalidMessage", "MessageNotFound", "clear_history",
+    "delete_message", "edit_message", "may_edit", "message_payload", "post_system_message",
+    "post_user_message", "publish_message_completed", "publish_message_created",
     "publish_message_delta", "record_deletion", "render_markdown", "room_agents",
     "validate_content",
 ]
@@ -100,9 +103,10 @@ def publish_message_completed(message: Message) -> None:
     publish(message.room_id, "message.completed", message_payload(message))
 
 
-def publish_message_delta(room_id: str, message_id: str, delta: str) -> None:
-    """Push a piece of a streaming reply; HTML sockets append it to the message's text."""
-    publish(room_id, "message.delta", {"id": message_id, "delta": delta})
+def publish_message_delta(room_id: str, message_id: str, delta: str, offset: int) -> None:
+    """Push a piece of a streaming reply, `offset` characters into its text; HTML sockets
+    append it to the message's text."""
+    publish(room_id, "message.delta", {"id": message_id, "delta": delta, "offset": offset})
 
 
 def commit_keeping_loaded() -> None:
@@ -160,14 +164,29 @@ def reply_target(room: Room, reply_to: str | None) -> Message | None:
     return target
 
 
+class AlongPost(Protocol):
+    """What a post sets off (its agents' turns): written in its transaction, started once it
+    commits, abandoned if it does not."""
+
+    def write(self, message: Message) -> None: ...
+
+    def start(self) -> None: ...
+
+    def abandon(self) -> None: ...
+
+
 def post_user_message(user: User, room: Room, content: str | None,
                       humans_only: bool = False,
                       participant: RoomParticipant | None = None,
-                      reply_to: str | None = None) -> Message:
+                      reply_to: str | None = None,
+                      along: Callable[[str, list[str]], AlongPost] | None = None) -> Message:
     """Validate, count it against the plan's monthly quota, resolve mentions, store, and push.
 
     `participant` is the user's row in the room when the caller already has it; `reply_to`
-    the id of the message it answers (quoted above it)."""
+    the id of the message it answers (quoted above it). `along(room id, mentioned agent ids)`
+    is called before the post's first write (it may take locks of its own); what it returns
+    writes what the message sets off (its agents' turns) in the same transaction, so one
+    commit stores both, and is started after the commit."""
     if participant is None or participant.user_id != user.id or participant.room_id != room.id:
         participant = membership(user, room.id)
     if not can(participant, "post", room):
@@ -184,10 +203,13 @@ def post_user_message(user: User, room: Room, content: str | None,
     # A humans-only message addresses no agent, so it records no mentions for the engine to act on.
     mentioned = ([] if humans_only or "@" not in text
                  else resolve_mentions(text, room_agents(room.id)))
+    staged = along(room.id, [agent.id for agent in mentioned]) if along is not None else None
     try:
         plans.take_message_quota(user)  # the post's first write: it holds the user's counter
     except Exception:
         db.session.rollback()
+        if staged is not None:
+            staged.abandon()
         raise
     message = Message(
         id=new_id(),
@@ -209,11 +231,17 @@ def post_user_message(user: User, room: Room, content: str | None,
     ]
     try:
         _insert_posted(message)
+        if staged is not None:
+            staged.write(message)
         commit_keeping_loaded()
     except Exception:
         db.session.rollback()  # the message and its count go together, or neither
+        if staged is not None:
+            staged.abandon()
         raise
     publish(room.id, "message.created", message_payload(message))
+    if staged is not None:
+        staged.start()
     message_posted.send(current_app._get_current_object(), message=message, room=room,
                         poster=user)
     return message

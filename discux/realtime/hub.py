@@ -70,6 +70,11 @@ class Connection:
         # {reply id: text so far} of the room's streaming replies when the socket registered:
         # every later piece reaches the socket live (see Hub.register)
         self.streams_at_start: dict[str, str] = {}
+        # {reply id: (offset, text from there)} of streaming replies this process first saw
+        # mid-stream: the stored text supplies the beginning (see realtime.sockets.replay)
+        self.stream_tails_at_start: dict[str, tuple[int, str]] = {}
+        # {reply id: characters the replay sent}: live pieces are cut to what follows them
+        self.stream_marks: dict[str, int] = {}
         # a list, not a deque: it is only appended to and taken whole (and a deque's first
         # block alone is 600 bytes, per socket)
         self._items: list[tuple[OutboundFrame | None, str | None, str | None]] = []
@@ -230,6 +235,9 @@ class StreamText:
 
     parts: list[str]
     touched: float
+    # Where the parts begin in the reply's text: 0 when this process saw the reply created;
+    # later when it first saw the reply mid-stream (it started, or its broker reconnected).
+    start: int = 0
 
 
 @dataclass
@@ -257,6 +265,9 @@ class RoomChannel:
             if stream is not None:
                 stream.parts.append(data.get("delta") or "")
                 stream.touched = now
+            elif isinstance(data.get("offset"), int):  # streaming since before we listened
+                self.streams[data.get("id", "")] = StreamText(
+                    [data.get("delta") or ""], now, start=data["offset"])
         elif kind in ("message.completed", "message.deleted"):
             self.streams.pop(data.get("id", ""), None)
 
@@ -305,7 +316,11 @@ class Hub:
             with self._lock:
                 channel.conns.add(conn)
             conn.streams_at_start = {message_id: "".join(stream.parts)
-                                     for message_id, stream in channel.streams.items()}
+                                     for message_id, stream in channel.streams.items()
+                                     if stream.start == 0}
+            conn.stream_tails_at_start = {message_id: (stream.start, "".join(stream.parts))
+                                          for message_id, stream in channel.streams.items()
+                                          if stream.start > 0}
         finally:
             channel.lock.release()
         self._presence_changed(conn.room_id, conn.user_id, conn.user_name)
@@ -349,17 +364,6 @@ class Hub:
             if self._rooms.get(room_id) is channel:
                 del self._rooms[room_id]
             channel.closed = True
-
-    def streaming_text(self, room_id: str, message_id: str) -> str | None:
-        """The text so far of a reply this process sees streaming; None if it sees none."""
-        channel = self._locked_channel(room_id, create=False)
-        if channel is None:
-            return None
-        try:
-            stream = channel.streams.get(message_id)
-            return "".join(stream.parts) if stream is not None else None
-        finally:
-            channel.lock.release()
 
     def typing(self, room_id: str) -> dict[str, str]:
         """{user_id: name} of the people typing in the room now, on any worker."""
@@ -413,8 +417,10 @@ class Hub:
         if kind == "typing" or (kind == "message.created" and data.get("type") == "user"):
             self._follow_typing(event)
         room_id = event.get("room_id", "")
+        # A streaming reply is followed even in a room with no socket here: one may reconnect.
         channel = self._locked_channel(
-            room_id, create=kind == "message.created" and data.get("status") == "streaming")
+            room_id, create=(kind == "message.created" and data.get("status") == "streaming")
+            or kind == "message.delta")
         if channel is None:
             return
         dedupe_id = data.get("id") if kind == "message.created" else None
@@ -429,6 +435,10 @@ class Hub:
                 key = frames.variant(event, conn)
                 if key is None:
                     continue
+                if piece_of is not None and piece_of in conn.stream_marks:
+                    if not self._offer_cut(conn, event, key):
+                        slow.append(conn)
+                    continue
                 frame = rendered.get(key)
                 if frame is None:
                     frame = rendered[key] = OutboundFrame(
@@ -442,6 +452,57 @@ class Hub:
             log.info("closing a socket of user %s in room %s: %d frames behind",
                      conn.user_id, conn.room_id, conn.queue_limit)
             conn.abort()
+
+    def _offer_cut(self, conn: Connection, event: dict, key) -> bool:
+        """Offer a piece of a reply whose text the replay sent from the stored row: only what
+        follows that text (the row may be newer than the first live pieces)."""
+        data = event["data"]
+        reply_id, piece, offset = data["id"], data.get("delta") or "", data.get("offset")
+        mark = conn.stream_marks[reply_id]
+        if isinstance(offset, int):
+            conn.stream_marks[reply_id] = max(mark, offset + len(piece))
+            if offset < mark:
+                piece = piece[mark - offset:]
+                if not piece:
+                    return True
+                event = {**event, "data": {**data, "delta": piece, "offset": mark}}
+        return conn.offer(OutboundFrame(frames.render(event, key, self.app.jinja_env)), None,
+                          reply_id)
+
+    def stream_start(self, room_id: str, reply_id: str, wait: float) -> int | None:
+        """Where this process's copy of a streaming reply's text begins, waiting up to `wait`
+        seconds for a first piece of it; None if none came."""
+        deadline = time.monotonic() + wait
+        while True:
+            with self._lock:
+                channel = self._rooms.get(room_id)
+                stream = channel.streams.get(reply_id) if channel else None
+                if stream is not None:
+                    return stream.start
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+
+    def replay_text(self, conn: Connection, reply_id: str, stored: str) -> str | None:
+        """What the replay sends of a streaming reply that this process had not seen when
+        `conn` registered, given the text its row holds: None when its live events bring all
+        of it (it began streaming since)."""
+        channel = self._locked_channel(conn.room_id, create=False)
+        if channel is None:
+            conn.stream_marks[reply_id] = len(stored)
+            return stored
+        try:  # under the room's lock: no piece is offered between the look and the mark
+            stream = channel.streams.get(reply_id)
+            if stream is None:  # no piece seen yet: later ones are cut to follow the row's
+                conn.stream_marks[reply_id] = len(stored)
+                return stored
+            if stream.start == 0:
+                return None
+            # First seen mid-stream since the socket registered: its pieces from stream.start
+            # are queued for it, the row holds the text before (when it was stored since).
+            return stored[:stream.start] if len(stored) >= stream.start else stored
+        finally:
+            channel.lock.release()
 
     def close_sockets(self, room_id: str, user_id: str | None, code: int, reason: str) -> None:
         self.publish({"type": CLOSE_CONTROL, "room_id": room_id, "html": None,

@@ -36,6 +36,10 @@ REPLAY_LIMIT = 1000
 # Changes are replayed from a little before the `after` message was written: a message whose
 # id was taken before it but committed after it still reaches the client.
 CHANGES_MARGIN = timedelta(seconds=5)
+# How long a reconnect waits for a streaming reply's row to hold the text that this process
+# missed (it started mid-reply); discux/discussion/engine.py stores the text every second.
+STORED_TEXT_WAIT = 2.5
+FIRST_PIECE_WAIT = 1.0
 # A reply created this long before the socket opened may have sent pieces since it registered.
 OPENING_MARGIN_MS = 5000
 CLIENT_FRAME_TYPES = ("typing", "active")
@@ -217,9 +221,39 @@ def as_replayed(conn: Connection, hub, row: Message) -> MessageView | None:
     if row.id in conn.streams_at_start:
         view.content, view.content_html = conn.streams_at_start[row.id], ""
         return view
-    if hub.streaming_text(conn.room_id, row.id) is not None:
+    stored = row.content or ""
+    tail = conn.stream_tails_at_start.get(row.id)
+    if tail is not None:  # seen from `start` on (this process started mid-reply): the row
+        start, text = tail  # supplies the beginning, once it has been stored that far
+        stored = stored_text_reaching(row.id, start, stored)
+        if len(stored) >= start:
+            view.content, view.content_html = stored[:start] + text, ""
+            return view
+    # Not seen here yet (this process has just started): its next piece says where the live
+    # pieces begin, and the row is read again until it holds the text before them.
+    start = hub.stream_start(conn.room_id, row.id, wait=FIRST_PIECE_WAIT)
+    if start is not None:
+        stored = stored_text_reaching(row.id, start, stored)
+    text = hub.replay_text(conn, row.id, stored)
+    if text is None:
         return None
-    return view  # this process saw none of its pieces: the text stored so far
+    view.content, view.content_html = text, ""
+    return view
+
+
+def stored_text_reaching(reply_id: str, length: int, stored: str) -> str:
+    """The reply's stored text once it holds at least `length` characters (it is written
+    about once a second while it streams), waiting STORED_TEXT_WAIT seconds at most."""
+    deadline = time.monotonic() + STORED_TEXT_WAIT
+    while len(stored) < length and time.monotonic() < deadline:
+        time.sleep(0.1)
+        with db.engine.connect() as connection:  # a fresh read, leaving the replay's rows be
+            row = connection.execute(sa.select(Message.content, Message.status).where(
+                Message.id == reply_id)).first()
+        if row is None or row.status != "streaming":
+            break
+        stored = row.content or ""
+    return stored
 
 
 def send_messages(conn: Connection, hub, rows: list[Message], kind: str) -> None:
