@@ -132,3 +132,39 @@ def test_confirmation_page_for_a_message_that_is_gone(app, client, world, messag
     response = as_person(client, world.owner).get(
         f"/rooms/{world.room_id}/messages/{message_id}/delete")
     assert response.status_code == 404
+
+
+# ---- the short addresses every message's Delete button uses: /messages/<id>[/delete] ----
+
+def test_the_short_address_deletes_in_place_and_without_javascript(app, client, world, csrf_token):
+    first, second = message_by(app, world, world.member), message_by(app, world, world.member)
+    member = as_person(client, world.member)
+    in_place = member.delete(f"/messages/{first}",
+                             headers={"X-CSRFToken": csrf_token(), "HX-Request": "true"})
+    assert in_place.get_data(as_text=True) == f'<div id="message-{first}" hx-swap-oob="delete"></div>'
+    page = member.get(f"/messages/{second}/delete")
+    assert page.status_code == 200 and "to delete" in page.get_data(as_text=True)
+    plain = member.post(f"/messages/{second}/delete", data={"csrf_token": csrf_token()})
+    assert (plain.status_code, plain.headers["Location"]) == (303, f"/rooms/{world.room_id}")
+    assert not still_there(app, first) and not still_there(app, second)
+
+
+@pytest.mark.parametrize("who, status", [("outsider", 404), ("member", 403)])
+def test_the_short_address_asks_the_same_rules(app, client, world, csrf_token, who, status):
+    message_id = message_by(app, world, world.owner)
+    person = as_person(client, getattr(world, who))
+    assert person.post(f"/messages/{message_id}/delete",
+                       data={"csrf_token": csrf_token()}).status_code == status
+    assert person.delete(f"/messages/{message_id}",
+                         headers={"X-CSRFToken": csrf_token()}).status_code == status
+    assert person.get(f"/messages/{message_id}/delete").status_code == status
+    assert person.post(f"/messages/{message_id}/delete").status_code == 400  # no CSRF token
+    assert still_there(app, message_id)
+
+
+@pytest.mark.parametrize("message_id", ["01a23d21-d782-7efa-9baf-be7b7886661a", "not-an-id"])
+def test_the_short_address_of_no_message_is_404(app, client, world, csrf_token, message_id):
+    member = as_person(client, world.member)
+    assert member.get(f"/messages/{message_id}/delete").status_code == 404
+    assert member.post(f"/messages/{message_id}/delete",
+                       data={"csrf_token": csrf_token()}).status_code == 404

@@ -199,7 +199,7 @@ def test_own_message_frame_says_you_and_offers_delete(live_server, world):
     Member(live_server.url, world.member.token).post(world.room_id, "mine")
     frame = wait_for_text(member_socket, "<p>mine</p>")
     assert '<strong class="sender-name">You</strong>' in frame
-    assert 'hx-delete="/rooms/' in frame
+    assert 'hx-delete="/messages/' in frame
     member_socket.close()
 
 
@@ -207,7 +207,7 @@ def test_staff_frame_offers_delete_on_anyones_message(live_server, world):
     admin_socket = opened(live_server, world, world.admin, fmt=None)
     Member(live_server.url, world.member.token).post(world.room_id, "from a member")
     frame = wait_for_text(admin_socket, "from a member")
-    assert "Ana Member" in frame and 'hx-delete="/rooms/' in frame
+    assert "Ana Member" in frame and 'hx-delete="/messages/' in frame
     admin_socket.close()
 
 

@@ -15,7 +15,7 @@ from discux.errors import DiscuxError, Forbidden
 from discux.extensions import db, limiter
 from discux.messages import service, versions
 from discux.messages.history import ID_PATTERN, composer_context, message_view
-from discux.messages.routes import _is_htmx, _room_of_member, _user_key
+from discux.messages.routes import _is_htmx, _room_of_member, _user_key, room_id_of
 from discux.models import Message
 from discux.rooms.permissions import can
 
@@ -51,11 +51,7 @@ def _go(url: str):
 def page(message_id: str):
     """A message's own page, what its time links to: without JavaScript, where its actions are
     (with it, static/message-actions.js puts them on the message itself)."""
-    room_id = db.session.scalar(sa.select(Message.room_id).where(
-        Message.id == message_id)) if ID_PATTERN.match(message_id) else None
-    if room_id is None:
-        abort(404)
-    room, participant = _room_of_member(room_id)
+    room, participant = _room_of_member(room_id_of(message_id))
     view = _message_or_404(room.id, message_id)
     replaced_by = view.replaced_by_id
     if replaced_by:  # an earlier version: shown here as it was, with a way to the newest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
+import sqlalchemy as sa
 from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import escape
@@ -13,7 +14,7 @@ from discux.errors import DiscuxError
 from discux.extensions import csrf, db, limiter
 from discux.messages import service
 from discux.messages.history import ID_PATTERN, composer_context, earlier_context, message_view
-from discux.models import Room, RoomParticipant
+from discux.models import Message, Room, RoomParticipant
 from discux.rooms.permissions import can, room_and_membership
 
 bp = Blueprint("messages", __name__)
@@ -39,6 +40,16 @@ def _room_of_member(room_id: str) -> tuple[Room, RoomParticipant]:
     if found is None or not can(found[1], "view", found[0]):
         abort(404)
     return found[0], found[1]
+
+
+def room_id_of(message_id: str) -> str:
+    """The room of message `message_id`, for the short addresses that name only the message
+    (404 when there is no such message; membership is checked after, as for any room)."""
+    room_id = db.session.scalar(sa.select(Message.room_id).where(
+        Message.id == message_id)) if ID_PATTERN.match(message_id) else None
+    if room_id is None:
+        abort(404)
+    return room_id
 
 
 def _room_url(room_id: str, anchor: str | None = None) -> str:
@@ -120,6 +131,18 @@ def confirm_delete(room_id: str, message_id: str):
     service.require_may_delete(view, participant, room)
     own = view.type == "user" and view.sender_id == participant.user_id
     return render_template("messages/delete.html", room=room, message=view, own=own)
+
+
+@bp.get("/messages/<message_id>/delete")
+def confirm_delete_by_id(message_id: str):
+    """The short address every message's Delete uses (it keeps the room page small)."""
+    return confirm_delete(room_id_of(message_id), message_id)
+
+
+@bp.route("/messages/<message_id>", methods=["DELETE"])
+@bp.post("/messages/<message_id>/delete")
+def delete_by_id(message_id: str):
+    return delete(room_id_of(message_id), message_id)
 
 
 @bp.route("/rooms/<room_id>/messages/<message_id>", methods=["DELETE"])
