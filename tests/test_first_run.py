@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 import threading
 
+import pytest
 import requests
 import sqlalchemy as sa
+from playwright.sync_api import expect
 
 from discux.auth.sessions import COOKIE_NAME
 from discux.extensions import db
@@ -229,3 +231,23 @@ def test_signed_out_visitors_are_sent_to_sign_in_and_nothing_changes(app, client
         assert answer.status_code == 302 and answer.location.startswith("/login")
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Room)) == 1
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("viewport, scheme", [({"width": 1280, "height": 800}, "light"),
+                                              ({"width": 390, "height": 844}, "dark")])
+def test_a_new_user_starts_in_the_sample_room_in_a_browser(app, make_user, live_server,
+                                                           signed_in_page, viewport, scheme):
+    page = signed_in_page(make_user(name="Ana"), viewport=viewport, color_scheme=scheme)
+    page.goto(live_server.url)
+    page.get_by_role("button", name="Start with a sample room").click()
+    expect(page.get_by_role("heading", name="Sample room", level=1)).to_be_visible()
+    welcome = page.locator("#messages .message-system").first
+    expect(welcome).to_contain_text("@Scout")
+    expect(welcome).to_contain_text("Summarize")
+    for name in ("Scout", "Critic", "Analyst"):
+        expect(page.locator("#agents")).to_contain_text(name)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.goto(live_server.url)  # the dashboard now lists the room, not the offer
+    expect(page.get_by_role("button", name="Start with a sample room")).to_have_count(0)
+    expect(page.locator(".room-overview-item", has_text="Sample room")).to_be_visible()
