@@ -12,6 +12,11 @@
   const connection = document.getElementById("chat-connection");
   const agentsData = document.getElementById("chat-agents");
   const agents = agentsData ? JSON.parse(agentsData.textContent || "[]") : [];
+  // An agent brought in from the composer's "isn't in this room — Add" is mentionable at once.
+  document.addEventListener("discux:agent-added", (event) => {
+    const { name, emoji } = event.detail || {};
+    if (name && !agents.some((a) => a.name === name)) agents.push({ name, emoji, style: "" });
+  });
 
   const TYPING_CLEAR_MS = 5000; // "X is typing…" disappears 5 s after the last keystroke
   const TYPING_SEND_MS = 2500;

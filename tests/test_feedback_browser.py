@@ -111,6 +111,8 @@ def test_an_agent_not_in_the_room_is_named_as_you_type_and_can_be_added(
     expect(feedback).to_contain_text("Critic joined the room")
     expect(feedback).not_to_contain_text("isn't in this room")
     expect(composer).to_have_value("@Coach and @Critic, thoughts?")  # the text is kept
+    composer.fill("@Cri")  # and the mention picker offers it at once
+    expect(ana.get_by_role("listbox", name="Agents you can mention")).to_contain_text("Critic")
     # The room has Critic now: a reload shows it among the room's agents.
     ana.reload()
     expect(ana.locator("#agents")).to_contain_text("Critic")
