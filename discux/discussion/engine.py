@@ -753,14 +753,17 @@ class CannotRetry(DiscuxError):
     code = "cannot_retry"
 
 
-def retry_reply(room: Room, message_id: str) -> Agent:
-    """Ask the agent of an interrupted reply again, for the message it was answering."""
+def _reply_to_ask_again(room: Room, message_id: str) -> Message:
+    """The room's agent reply `message_id`, or CannotRetry saying why there is none."""
     reply = db.session.scalar(
         sa.select(Message).where(Message.id == message_id, Message.room_id == room.id))
     if reply is None or reply.type != "agent":
         raise CannotRetry("There is no agent reply with that id in this room.")
-    if reply.status != "interrupted":
-        raise CannotRetry("Only a reply that was interrupted can be retried.")
+    return reply
+
+
+def _agent_to_ask_again(room: Room, reply: Message) -> Agent:
+    """The agent that wrote `reply`, free to answer its trigger again (else CannotRetry)."""
     agent = next((a for a in room_agents(room.id) if a.id == reply.sender_id), None)
     if agent is None:
         raise CannotRetry(f"{reply.sender_name or 'This agent'} is no longer in the room.")
@@ -768,6 +771,15 @@ def retry_reply(room: Room, message_id: str) -> Agent:
         raise CannotRetry("The message this reply answered was deleted: ask the agent again.")
     if turns.is_queued(room.id, agent.id, reply.reply_to_id):
         raise CannotRetry(f"{agent.name} is already about to answer that message again.")
+    return agent
+
+
+def retry_reply(room: Room, message_id: str) -> Agent:
+    """Ask the agent of an interrupted reply again, for the message it was answering."""
+    reply = _reply_to_ask_again(room, message_id)
+    if reply.status != "interrupted":
+        raise CannotRetry("Only a reply that was interrupted can be retried.")
+    agent = _agent_to_ask_again(room, reply)
     engine_for().start_generation(room.id, reply.reply_to_id, [agent.id], cancel_current=False)
     return agent
 
@@ -776,21 +788,12 @@ def regenerate_reply(room: Room, message_id: str) -> Agent:
     """Ask the agent of a reply to answer its trigger again, through the turn queue; its new
     reply replaces this one in the room (which stays readable as an earlier version). The
     regeneration hands over to nobody: whom the reply mentions waits for Continue."""
-    reply = db.session.scalar(
-        sa.select(Message).where(Message.id == message_id, Message.room_id == room.id))
-    if reply is None or reply.type != "agent":
-        raise CannotRetry("There is no agent reply with that id in this room.")
+    reply = _reply_to_ask_again(room, message_id)
     if reply.replaced_by_id is not None:
         raise CannotRetry("This reply was regenerated already: regenerate its newest version.")
     if reply.status == "streaming":
         raise CannotRetry(f"{reply.sender_name or 'The agent'} is still writing this reply.")
-    agent = next((a for a in room_agents(room.id) if a.id == reply.sender_id), None)
-    if agent is None:
-        raise CannotRetry(f"{reply.sender_name or 'This agent'} is no longer in the room.")
-    if reply.reply_to_id is None:
-        raise CannotRetry("The message this reply answered was deleted: ask the agent again.")
-    if turns.is_queued(room.id, agent.id, reply.reply_to_id):
-        raise CannotRetry(f"{agent.name} is already about to answer that message again.")
+    agent = _agent_to_ask_again(room, reply)
     engine_for().start_generation(room.id, reply.reply_to_id, [agent.id], handover_limit=0,
                                   cancel_current=False, replaces_id=reply.id)
     return agent
