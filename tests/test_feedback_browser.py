@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from discux.auth.sessions import COOKIE_NAME
 from discux.extensions import db
 from tests.support import chat_factories, factories
+from tests.support.room_pages import open_room_page
 
 pytestmark = pytest.mark.browser
 
@@ -74,20 +74,8 @@ def room(app):
 
 
 def open_room(new_context, live_server, who_id, room_id, viewport, *scripts, **options):
-    context = new_context(viewport=viewport, **options)
-    for script in scripts:
-        context.add_init_script(script)
-    with live_server.app.app_context():
-        token = factories.create_session_token(who_id)
-    context.add_cookies([{"name": COOKIE_NAME, "value": token, "url": live_server.url}])
-    page = context.new_page()
-    page.csp_errors = []
-    page.on("console", lambda message: "Content Security Policy" in message.text
-            and page.csp_errors.append(message.text))
-    page.goto(f"{live_server.url}/rooms/{room_id}")
-    expect(page.locator(f'.presence[data-user-id="{who_id}"]').first).to_have_attribute(
-        "data-presence", "online")
-    return page
+    return open_room_page(new_context, live_server, who_id, room_id, *scripts, viewport=viewport,
+                          **options)
 
 
 def test_an_agent_not_in_the_room_is_named_as_you_type_and_can_be_added(

@@ -8,11 +8,11 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from discux.auth.sessions import COOKIE_NAME
 from discux.discussion.engine import engine_for
 from tests.conftest import LiveServer
 from tests.support import chat_factories, factories
 from tests.support.fake_llm import FakeReply
+from tests.support.room_pages import open_room_page
 
 pytestmark = pytest.mark.browser
 
@@ -42,18 +42,8 @@ def room(llm_app):
 def open_room(new_context, server, room, who, size, **options):
     if size == "phone":
         options.setdefault("color_scheme", "dark")  # the phone runs in dark mode
-    context = new_context(viewport=SIZES[size], **options)
-    with server.app.app_context():
-        token = factories.create_session_token(room[who])
-    context.add_cookies([{"name": COOKIE_NAME, "value": token, "url": server.url}])
-    page = context.new_page()
-    page.csp_errors = []
-    page.on("console", lambda message: "Content Security Policy" in message.text
-            and page.csp_errors.append(message.text))
-    page.goto(f"{server.url}/rooms/{room['room']}")
-    expect(page.locator(f'.presence[data-user-id="{room[who]}"]').first).to_have_attribute(
-        "data-presence", "online")
-    return page
+    return open_room_page(new_context, server, room[who], room["room"], viewport=SIZES[size],
+                          **options)
 
 
 def send(page, text):

@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from discux.auth.sessions import COOKIE_NAME
 from tests.support import chat_factories, factories
+from tests.support.room_pages import open_room_page
 
 pytestmark = pytest.mark.browser
 
@@ -32,19 +33,7 @@ def room(app):
 
 
 def open_room(new_context, server, room, who):
-    context = new_context()
-    with server.app.app_context():
-        token = factories.create_session_token(room[who])
-    context.add_cookies([{"name": COOKIE_NAME, "value": token, "url": server.url}])
-    page = context.new_page()
-    page.csp_errors = []
-    page.on("console", lambda message: "Content Security Policy" in message.text
-            and page.csp_errors.append(message.text))
-    page.goto(f"{server.url}/rooms/{room['room']}")
-    # The room's socket is open once the person's own presence dot turns online.
-    expect(page.locator(f'.presence[data-user-id="{room[who]}"]').first).to_have_attribute(
-        "data-presence", "online")
-    return page
+    return open_room_page(new_context, server, room[who], room["room"])
 
 
 def test_two_people_see_each_others_messages_live(server, room, new_context):

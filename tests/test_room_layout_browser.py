@@ -10,10 +10,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from discux.auth.sessions import COOKIE_NAME
 from tests.conftest import LiveServer
 from tests.support import chat_factories, factories
 from tests.support.fake_llm import FakeReply
+from tests.support.room_pages import open_room_page
 
 pytestmark = pytest.mark.browser
 
@@ -44,16 +44,9 @@ def room(app):
 
 
 def open_room(new_context, live_server, room, who, viewport=DESKTOP, scheme="light", **options):
-    context = new_context(viewport=viewport, color_scheme=scheme, **options)
-    with live_server.app.app_context():
-        token = factories.create_session_token(room[who])
-    context.add_cookies([{"name": COOKIE_NAME, "value": token, "url": live_server.url}])
-    page = context.new_page()
-    page.goto(f"{live_server.url}/rooms/{room['room']}")
-    if options.get("java_script_enabled", True):
-        expect(page.locator(f'.presence[data-user-id="{room[who]}"]').first).to_have_attribute(
-            "data-presence", "online")  # the socket is open
-    return page
+    return open_room_page(new_context, live_server, room[who], room["room"],
+                          wait_for_socket=options.get("java_script_enabled", True),
+                          viewport=viewport, color_scheme=scheme, **options)
 
 
 def send(page, text):
