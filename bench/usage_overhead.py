@@ -69,8 +69,9 @@ def main(argv=None) -> int:
                 since = utcnow() - timedelta(seconds=60)
                 if not budgeted:
                     started = time.perf_counter()
-                    db.session.execute(without_budgets, {"room_id": room_id,
-                                                         "agent_id": agent_id, "since": since})
+                    db.session.execute(without_budgets, {
+                        "room_id": room_id, "agent_id": agent_id, "since": since,
+                        "before": context.AFTER_EVERY_ID})
                     timings["read_turn without budgets (main)"].append(
                         time.perf_counter() - started)
                     db.session.rollback()

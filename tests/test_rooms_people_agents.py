@@ -189,7 +189,9 @@ def test_owner_makes_a_member_admin_and_they_can_invite(app, client, csrf_token,
     assert response.status_code == 303
     assert roles(app, room_id)["Mia"] == "admin"
     login(users["member"])
-    assert "Invite</button>" in client.get(f"/rooms/{room_id}").get_data(as_text=True)
+    page = client.get(f"/rooms/{room_id}").get_data(as_text=True)
+    assert 'class="invite-button" data-dialog-title=' in page  # the header's Invite
+    assert client.get(f"/rooms/{room_id}/invitations").status_code == 200
 
 
 def test_removed_member_loses_the_room(app, client, csrf_token, login, team):
