@@ -20,11 +20,10 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from discux.discussion.context import estimate_tokens
 from discux.errors import DiscuxError, LimitReached
 from discux.extensions import db
 from discux.ids import utcnow
-from discux.llm.base import Usage
+from discux.llm.base import Usage, estimate_tokens
 from discux.locks import lock_row
 from discux.models import (
     InstanceSettings,

@@ -24,11 +24,10 @@ from discux.agents import service, stats, suggestions
 from discux.agents.forms import AddToRoomForm, AgentForm, CopyAgentForm, SuggestForm
 from discux.agents.service import InvalidAgent
 from discux.agents.styles import STYLE_TABLE, style_for
-from discux.discussion.context import estimate_tokens
 from discux.errors import DiscuxError, LimitReached, error_response
 from discux.extensions import db, limiter
 from discux.llm import LLMError, get_provider, mean_probability
-from discux.llm.base import Usage
+from discux.llm.base import Usage, estimate_tokens
 from discux.models import Agent, Room
 from discux.rooms.service import add_agent_to_room
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from discux.agents.styles import style_for, system_prompt
 from discux.extensions import db
+from discux.llm.base import estimate_tokens
 from discux.models import (
     Agent,
     InstanceSettings,
@@ -28,11 +29,6 @@ HISTORY_TOKENS = 6000
 # Blank messages are left out in SQL, so one more than the budget says whether it cut; a few
 # more cover messages of tabs or newlines only, which only Python's strip() sees as blank.
 SCAN_LIMIT = HISTORY_MESSAGES + 8
-
-
-def estimate_tokens(text: str) -> int:
-    """~4 characters a token: close enough for budgeting, with no tokenizer to install."""
-    return max(1, (len(text) + 3) // 4)
 
 
 class TurnAgent(Protocol):

@@ -12,10 +12,9 @@ import sqlalchemy as sa
 
 from discux import usage
 from discux.discussion.briefs import add_version, current_brief, link_sources
-from discux.discussion.context import estimate_tokens
 from discux.discussion.status import publish_status
 from discux.extensions import db
-from discux.llm.base import LLMError, Usage
+from discux.llm.base import LLMError, Usage, estimate_tokens
 from discux.llm.registry import get_provider
 from discux.logs import log_model_call
 from discux.messages.service import post_system_message

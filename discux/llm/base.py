@@ -122,6 +122,11 @@ class Provider(Protocol):
         ...
 
 
+def estimate_tokens(text: str) -> int:
+    """~4 characters a token: close enough for budgeting, with no tokenizer to install."""
+    return max(1, (len(text) + 3) // 4)
+
+
 def mean_probability(logprobs: list[float]) -> float | None:
     """Mean token probability (0–1) from log-probabilities, or None when there are none."""
     if not logprobs:

@@ -7,10 +7,9 @@ from discux import plans, usage
 from discux.api import tokens as api_tokens
 from discux.api.forms import ApiTokenForm
 from discux.auth.sessions import sessions_of, sign_out_other_sessions
-from discux.discussion.context import estimate_tokens
 from discux.errors import DiscuxError
 from discux.extensions import db, limiter
-from discux.llm.base import LLMError, Usage
+from discux.llm.base import LLMError, Usage, estimate_tokens
 from discux.llm.registry import get_provider
 from discux.notifications.routes import notification_settings
 
